@@ -1,0 +1,46 @@
+# Runs one ansible-test command on each CI leg: ansible-core 2.21 on Python 3.12 and 2.19 on Python 3.11.
+# shellcheck shell=bash
+
+# leg name -> "venv controller-python"
+declare -A PGHA_LEGS=(
+    [2.21]="${PGHA_VENV_AC221} 3.12"
+    [2.19]="${PGHA_VENV_AC219} 3.11"
+)
+
+pgha_run_leg() {
+    local command="$1" leg="$2" venv python
+    shift 2
+    read -r venv python <<<"${PGHA_LEGS[${leg}]}"
+    pgha_require_venv "${venv}"
+    pgha_log "ansible-test ${command} --local --python ${python} (ansible-core ${leg}) $*"
+    (
+        cd "${PGHA_COLLECTION_DIR}" || exit 1
+        PATH="$(pgha_target_python_path "${venv}")"
+        export PATH
+        ansible-test "${command}" --local --python "${python}" --color no "$@"
+    )
+}
+
+pgha_run_legs() {
+    local command="$1" selection="all" leg failed=() started
+    shift
+    if [[ $# -gt 0 && ( "$1" == "all" || -n "${PGHA_LEGS[$1]:-}" ) ]]; then
+        selection="$1"
+        shift
+    fi
+    pgha_require_tree
+    for leg in 2.21 2.19; do
+        [[ "${selection}" == "all" || "${selection}" == "${leg}" ]] || continue
+        started=${SECONDS}
+        # Keep going after a failing leg: seeing whether a failure is version-specific saves a round trip.
+        if pgha_run_leg "${command}" "${leg}" "$@"; then
+            pgha_log "${command} on ansible-core ${leg}: passed in $((SECONDS - started)) s"
+        else
+            pgha_log "${command} on ansible-core ${leg}: FAILED in $((SECONDS - started)) s"
+            failed+=("${leg}")
+        fi
+    done
+    if ((${#failed[@]} > 0)); then
+        pgha_die "ansible-test ${command} failed on ansible-core ${failed[*]}; see the output above"
+    fi
+}
