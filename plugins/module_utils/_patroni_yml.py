@@ -1,0 +1,274 @@
+# Copyright (c) 2026, pgha maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# This module_utils is PRIVATE and should only be used by this collection.
+# Breaking changes can happen at any time.
+
+"""Reading, changing and checking the security settings of a Patroni YAML configuration file."""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+import re
+
+YAML_IMPORT_ERROR = None
+try:
+    import yaml
+except ImportError:
+    import traceback
+    HAS_YAML = False
+    YAML_IMPORT_ERROR = traceback.format_exc()
+else:
+    HAS_YAML = True
+
+# Keys whose presence marks a Patroni configuration; the file is refused if any is missing.
+PATRONI_KEYS = ("scope", "restapi", "postgresql")
+# Changing any of these makes Patroni stop and re-bind its REST server on reload (a short API gap).
+REBIND_KEYS = ("listen", "certfile", "keyfile", "keyfile_password", "cafile", "ciphers", "verify_client")
+MASK = "********"
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+class PatroniYmlError(Exception):
+    """The file or a wanted setting is unusable; the message names the path or entry and what to change."""
+
+
+def load(path: str, text: str | None = None) -> dict:
+    """Parse a patroni.yml, refusing anything that is not clearly a Patroni configuration."""
+    if text is None:
+        try:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+        except FileNotFoundError:
+            raise PatroniYmlError(f"{path} does not exist; give the path of the Patroni configuration file "
+                                  "(nothing was written)") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise PatroniYmlError(f"{path} cannot be read: {e}; nothing was written") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        where = ""
+        mark = getattr(e, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise PatroniYmlError(f"{path} is not valid YAML{where}: {problem}; fix the file, nothing was written") \
+            from None
+    if not isinstance(data, dict):
+        raise PatroniYmlError(f"{path} is not a Patroni configuration: its top level is "
+                              f"{type(data).__name__}, not a mapping; nothing was written")
+    missing = [k for k in PATRONI_KEYS if k not in data]
+    if missing:
+        raise PatroniYmlError(f"{path} is not a Patroni configuration: top-level key(s) {', '.join(missing)} "
+                              "not found; nothing was written")
+    if not isinstance(data.get("restapi"), dict):
+        raise PatroniYmlError(f"{path} is not a Patroni configuration: restapi is not a mapping; nothing was written")
+    return data
+
+
+def dump(data: dict) -> str:
+    return yaml.safe_dump(data, default_flow_style=False, sort_keys=False, allow_unicode=True, width=120)
+
+
+def listen_host(listen) -> str:
+    text = str(listen or "").strip()
+    if text.startswith("["):
+        return text[1:text.find("]")] if "]" in text else text[1:]
+    if text.count(":") == 1:
+        return text.rsplit(":", 1)[0]
+    if text.count(":") > 1:
+        # A bare IPv6 address without port, or '::'.
+        return text
+    return text
+
+
+def is_dual_stack(listen) -> bool:
+    """Patroni binds '::' for these, and IPv4 clients then show up as ::ffff:a.b.c.d (reference section 6.1)."""
+    return listen_host(listen) in ("", "*", "::")
+
+
+def check_allowlist_entry(entry) -> str:
+    """Validate one allowlist entry the way Patroni will read it, but fail loudly where Patroni only logs."""
+    text = str(entry).strip()
+    if "/" in text:
+        try:
+            return str(ipaddress.ip_network(text, strict=True))
+        except ValueError as e:
+            hint = ""
+            try:
+                hint = f"; did you mean {ipaddress.ip_network(text, strict=False)}?"
+            except ValueError:
+                pass
+            raise PatroniYmlError(f"allowlist entry {entry!r} is not a valid CIDR network: {e}{hint}") from None
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        pass
+    name = text.rstrip(".")
+    if name and len(name) <= 253 and all(_HOST_LABEL.match(label) for label in name.split(".")) \
+            and not name.replace(".", "").isdigit():
+        return text
+    raise PatroniYmlError(f"allowlist entry {entry!r} is neither an IP address, a CIDR network nor a host name")
+
+
+def ipv4_mapped(entry: str) -> str | None:
+    """The ::ffff: form of an IPv4 address or network, None for anything else."""
+    if "/" in entry:
+        net = ipaddress.ip_network(entry, strict=False)
+        if net.version == 4:
+            return f"::ffff:{net.network_address}/{96 + net.prefixlen}"
+        return None
+    try:
+        addr = ipaddress.ip_address(entry)
+    except ValueError:
+        return None
+    return f"::ffff:{addr}" if addr.version == 4 else None
+
+
+def build_allowlist(entries: list, listen, dual_stack_allowlist: bool, warnings: list) -> list:
+    out = []
+    for e in entries:
+        v = check_allowlist_entry(e)
+        if v not in out:
+            out.append(v)
+    if dual_stack_allowlist and is_dual_stack(listen):
+        for v in list(out):
+            mapped = ipv4_mapped(v)
+            if mapped and mapped not in out:
+                out.append(mapped)
+            elif mapped is None and "/" not in v and not _is_ip(v):
+                warnings.append(f"allowlist entry {v!r} is a host name and restapi.listen {listen!r} is dual-stack: "
+                                "if it resolves to IPv4 only, its clients arrive as ::ffff: addresses and get 403; "
+                                "list its IP address instead")
+    return out
+
+
+def _is_ip(v: str) -> bool:
+    try:
+        ipaddress.ip_address(v)
+    except ValueError:
+        return False
+    return True
+
+
+def _set(section: dict, key: str, value, changed: list, prefix: str) -> None:
+    """None leaves a key alone, '' (or an empty list) removes it, anything else sets it."""
+    if value is None:
+        return
+    if value == "" or value == []:
+        if key in section:
+            del section[key]
+            changed.append(f"{prefix}.{key}")
+        return
+    if section.get(key) != value:
+        section[key] = value
+        changed.append(f"{prefix}.{key}")
+
+
+def _set_auth(section: dict, auth, changed: list, prefix: str) -> None:
+    if auth is None:
+        return
+    if not auth.get("username") and not auth.get("password"):
+        _set(section, "authentication", "", changed, prefix)
+        return
+    wanted = {"username": auth["username"], "password": auth["password"]}
+    current = section.get("authentication")
+    if not isinstance(current, dict) or {k: current.get(k) for k in wanted} != wanted:
+        merged = dict(current) if isinstance(current, dict) else {}
+        merged.update(wanted)
+        section["authentication"] = merged
+        changed.append(f"{prefix}.authentication")
+
+
+def apply(data: dict, restapi: dict | None, ctl: dict | None, dual_stack_allowlist: bool = True) -> tuple:
+    """Return (new data, changed dotted keys, warnings); data itself is not modified."""
+    new = copy.deepcopy(data)
+    changed: list = []
+    warnings: list = []
+    ra = new["restapi"]
+    if restapi:
+        for key in ("certfile", "keyfile", "keyfile_password", "cafile", "verify_client"):
+            _set(ra, key, restapi.get(key), changed, "restapi")
+        _set_auth(ra, restapi.get("authentication"), changed, "restapi")
+        if restapi.get("allowlist") is not None:
+            allow = build_allowlist(restapi["allowlist"], ra.get("listen"), dual_stack_allowlist, warnings)
+            _set(ra, "allowlist", allow, changed, "restapi")
+        if restapi.get("allowlist_include_members") is not None:
+            _set(ra, "allowlist_include_members", bool(restapi["allowlist_include_members"]), changed, "restapi")
+    if ctl:
+        section = new.get("ctl")
+        if not isinstance(section, dict):
+            section = {}
+        for key in ("cacert", "certfile", "keyfile", "keyfile_password"):
+            _set(section, key, ctl.get(key), changed, "ctl")
+        if ctl.get("insecure") is not None:
+            _set(section, "insecure", bool(ctl["insecure"]), changed, "ctl")
+        _set_auth(section, ctl.get("authentication"), changed, "ctl")
+        if section:
+            new["ctl"] = section
+        elif "ctl" in new:
+            del new["ctl"]
+            changed.append("ctl")
+    if ra.get("allowlist_include_members") and is_dual_stack(ra.get("listen")):
+        warnings.append(f"restapi.listen {ra.get('listen')!r} is dual-stack: allowlist_include_members matches "
+                        "members by their IPv4 address, which never equals the ::ffff: form they arrive with; "
+                        "list the members' addresses in the allowlist too (the patroni_api_security role does)")
+    if ra.get("verify_client") in ("optional", "required") and not ra.get("certfile"):
+        raise PatroniYmlError(f"restapi.verify_client {ra['verify_client']} needs restapi.certfile (TLS); set "
+                              "certfile/keyfile or verify_client: none")
+    if ra.get("verify_client") in ("optional", "required") and not ra.get("cafile"):
+        raise PatroniYmlError(f"restapi.verify_client {ra['verify_client']} needs restapi.cafile, the CA that "
+                              "client certificates are checked against")
+    return new, changed, warnings
+
+
+def needs_rebind(changed: list) -> bool:
+    return any(k.startswith("restapi.") and k.split(".", 1)[1] in REBIND_KEYS for k in changed)
+
+
+def api_url(data: dict) -> str:
+    ra = data.get("restapi") or {}
+    scheme = "https" if ra.get("certfile") else "http"
+    address = ra.get("connect_address") or ra.get("listen") or ""
+    return f"{scheme}://{address}"
+
+
+def masked(data, other=None):
+    """Copy of data with every password-like value hidden; 'other' is the before-state, to flag changed secrets."""
+    if isinstance(data, dict):
+        out = {}
+        for k, v in data.items():
+            o = other.get(k) if isinstance(other, dict) else None
+            if "password" in str(k).lower() and not isinstance(v, (dict, list)):
+                out[k] = MASK if other is None or o == v else MASK + " (changed)"
+            else:
+                out[k] = masked(v, o if other is not None else None)
+        return out
+    if isinstance(data, list):
+        return [masked(v) for v in data]
+    return data
+
+
+def tls_file_checks(data: dict) -> list:
+    """(what, certfile, keyfile, password) pairs Patroni will load, for the caller to check before writing."""
+    out = []
+    ra = data.get("restapi") or {}
+    if ra.get("certfile"):
+        out.append(("restapi", ra["certfile"], ra.get("keyfile") or ra["certfile"], ra.get("keyfile_password")))
+    ctl = data.get("ctl") or {}
+    if isinstance(ctl, dict) and ctl.get("certfile"):
+        out.append(("ctl", ctl["certfile"], ctl.get("keyfile") or ctl["certfile"], ctl.get("keyfile_password")))
+    return out
+
+
+def ca_files(data: dict) -> list:
+    out = []
+    ra = data.get("restapi") or {}
+    if ra.get("cafile"):
+        out.append(("restapi.cafile", ra["cafile"]))
+    ctl = data.get("ctl") or {}
+    if isinstance(ctl, dict) and ctl.get("cacert"):
+        out.append(("ctl.cacert", ctl["cacert"]))
+    return out

@@ -1,0 +1,121 @@
+# Copyright (c) 2026, pgha maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.pgha.patroni.plugins.module_utils import _patroni_yml as pyml
+
+CONFIG = """\
+scope: c1
+name: c1m1
+restapi:
+  listen: 10.0.0.11:8008
+  connect_address: 10.0.0.11:8008
+etcd3:
+  hosts: [10.0.0.11:2379]
+postgresql:
+  listen: 10.0.0.11:5432
+  authentication:
+    superuser: {username: postgres, password: pgsecret}
+"""
+
+
+def test_load_missing_file(tmp_path):
+    path = tmp_path / "nope.yml"
+    with pytest.raises(pyml.PatroniYmlError) as e:
+        pyml.load(str(path))
+    assert str(e.value) == (f"{path} does not exist; give the path of the Patroni configuration file "
+                            "(nothing was written)")
+
+
+def test_load_not_yaml():
+    with pytest.raises(pyml.PatroniYmlError) as e:
+        pyml.load("/etc/patroni/patroni.yml", "scope: c1\nrestapi: [unclosed\n")
+    assert str(e.value) == ("/etc/patroni/patroni.yml is not valid YAML at line 3, column 1: expected ',' or ']', "
+                            "but got '<stream end>'; fix the file, nothing was written")
+
+
+def test_load_not_patroni():
+    with pytest.raises(pyml.PatroniYmlError) as e:
+        pyml.load("/etc/x.yml", "global:\n  maxconn: 100\nrestapi: {}\n")
+    assert str(e.value) == ("/etc/x.yml is not a Patroni configuration: top-level key(s) scope, postgresql not "
+                            "found; nothing was written")
+    with pytest.raises(pyml.PatroniYmlError, match="its top level is list, not a mapping"):
+        pyml.load("/etc/x.yml", "- a\n- b\n")
+
+
+@pytest.mark.parametrize("entry,msg", [
+    ("10.0.0.0/33", "allowlist entry '10.0.0.0/33' is not a valid CIDR network: "
+                    "'10.0.0.0/33' does not appear to be an IPv4 or IPv6 network"),
+    ("10.0.0.1/24", "allowlist entry '10.0.0.1/24' is not a valid CIDR network: "
+                    "10.0.0.1/24 has host bits set; did you mean 10.0.0.0/24?"),
+    ("10.0.0.300", "allowlist entry '10.0.0.300' is neither an IP address, a CIDR network nor a host name"),
+])
+def test_invalid_allowlist_entries(entry, msg):
+    data = pyml.load("p", CONFIG)
+    with pytest.raises(pyml.PatroniYmlError) as e:
+        pyml.apply(data, {"allowlist": ["10.0.0.0/24", entry]}, None)
+    assert str(e.value) == msg
+
+
+def test_apply_keeps_everything_else_and_is_idempotent():
+    data = pyml.load("p", CONFIG)
+    wanted = {"certfile": "/t/api.crt", "keyfile": "/t/api.key", "cafile": "/t/ca.crt", "verify_client": "optional",
+              "authentication": {"username": "api", "password": "pw"}, "allowlist": ["10.0.0.0/24", "lb1"],
+              "allowlist_include_members": True}
+    ctl = {"cacert": "/t/ca.crt", "certfile": "/t/c.crt", "keyfile": "/t/c.key",
+           "authentication": {"username": "api", "password": "pw"}}
+    new, changed, warnings = pyml.apply(data, wanted, ctl)
+    assert changed == ["restapi.certfile", "restapi.keyfile", "restapi.cafile", "restapi.verify_client",
+                       "restapi.authentication", "restapi.allowlist", "restapi.allowlist_include_members",
+                       "ctl.cacert", "ctl.certfile", "ctl.keyfile", "ctl.authentication"]
+    assert warnings == []
+    assert new["postgresql"] == data["postgresql"] and new["etcd3"] == data["etcd3"] and new["name"] == "c1m1"
+    assert "certfile" not in data["restapi"]  # the input is not modified
+    assert pyml.api_url(new) == "https://10.0.0.11:8008"
+    assert pyml.needs_rebind(changed)
+    again, changed2, _ = pyml.apply(pyml.load("p", pyml.dump(new)), wanted, ctl)
+    assert changed2 == [] and again == new
+
+
+def test_dual_stack_listen_gets_mapped_entries():
+    data = pyml.load("p", CONFIG.replace("listen: 10.0.0.11:8008", "listen: '*:8008'"))
+    new, _, warnings = pyml.apply(data, {"allowlist": ["10.0.0.0/24", "192.0.2.10", "fd00::/64", "lb1"],
+                                         "allowlist_include_members": True}, None)
+    assert new["restapi"]["allowlist"] == ["10.0.0.0/24", "192.0.2.10", "fd00::/64", "lb1",
+                                           "::ffff:10.0.0.0/120", "::ffff:192.0.2.10"]
+    assert len(warnings) == 2 and "'lb1' is a host name" in warnings[0] and "allowlist_include_members" in warnings[1]
+
+
+@pytest.mark.parametrize("listen,dual", [("*:8008", True), (":8008", True), ("[::]:8008", True), ("::", True),
+                                         ("0.0.0.0:8008", False), ("10.0.0.1:8008", False), ("[fd00::1]:8008", False)])
+def test_is_dual_stack(listen, dual):
+    assert pyml.is_dual_stack(listen) is dual
+
+
+def test_verify_client_needs_tls_and_ca():
+    data = pyml.load("p", CONFIG)
+    with pytest.raises(pyml.PatroniYmlError, match="verify_client optional needs restapi.certfile"):
+        pyml.apply(data, {"verify_client": "optional"}, None)
+    with pytest.raises(pyml.PatroniYmlError, match="verify_client required needs restapi.cafile"):
+        pyml.apply(data, {"verify_client": "required", "certfile": "/c"}, None)
+
+
+def test_masked_hides_every_password_and_flags_changes():
+    data = pyml.load("p", CONFIG)
+    new, _, _ = pyml.apply(data, {"authentication": {"username": "api", "password": "topsecret"}}, None)
+    text = pyml.dump(pyml.masked(new, data))
+    assert "topsecret" not in text and "pgsecret" not in text
+    assert "password: '********'" in text
+    new2, _, _ = pyml.apply(new, {"authentication": {"username": "api", "password": "other"}}, None)
+    assert "password: '******** (changed)'" in pyml.dump(pyml.masked(new2, new))
+
+
+def test_empty_string_removes_setting():
+    data = pyml.load("p", CONFIG)
+    new, _, _ = pyml.apply(data, {"certfile": "/c", "keyfile": "/k"}, None)
+    back, changed, _ = pyml.apply(new, {"certfile": "", "keyfile": ""}, None)
+    assert changed == ["restapi.certfile", "restapi.keyfile"] and back == data
