@@ -170,7 +170,7 @@ def run(module: AnsibleModule) -> dict:
 
     if not result["key_created"] or not module.check_mode:
         file_args = {"path": key_path, "mode": "0600", "owner": p["owner"], "group": p["group"],
-                     "seuser": None, "serole": None, "setype": None, "selevel": None, "attributes": None}
+                     "secontext": None, "attributes": None}
         diff = {"before": {}, "after": {}}
         if module.set_fs_attributes_if_different(file_args, False, diff):
             result["changed"] = True

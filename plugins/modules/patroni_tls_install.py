@@ -219,7 +219,7 @@ def run(module: AnsibleModule) -> dict:
                 _tls.write_atomic(path, data, mode, uid, gid)
         elif not module.check_mode or os.path.exists(path):
             file_args = {"path": path, "mode": format(mode, "04o"), "owner": p["owner"], "group": p["group"],
-                         "seuser": None, "serole": None, "setype": None, "selevel": None, "attributes": None}
+                         "secontext": None, "attributes": None}
             if module.set_fs_attributes_if_different(file_args, False):
                 result["changed"] = True
 
