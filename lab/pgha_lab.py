@@ -484,13 +484,13 @@ def state_dirs_of(namespaces: list[str]) -> set[Path]:
     for ns in namespaces:
         for pid in netns_pids(ns):
             try:
-                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                # sshd rewrites its title into one space-separated string, so search rather than split on NULs
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             except OSError:
                 continue
-            if b"-f" in argv[:-1]:
-                cfg = Path(argv[argv.index(b"-f") + 1].decode())
-                if cfg.name == "sshd_config":
-                    dirs.add(cfg.parents[2])
+            found = re.search(r"-f (/\S+)/hosts/[^/\s]+/sshd_config", cmdline)
+            if found:
+                dirs.add(Path(found.group(1)))
     return dirs
 
 
@@ -929,9 +929,22 @@ def resolve_patroni(args) -> dict:
         if not (venv / VENV_READY).exists():
             raise LabError(f"Patroni {args.patroni_version} virtualenv {venv} is missing or incomplete: run "
                            f"`lab/pgha_lab.py install --patroni-version {args.patroni_version}` first")
+    return {"source": args.patroni, "version": patroni_version(binary), "bin": binary}
+
+
+def patroni_version(binary: str) -> str:
+    # Reading version.py costs nothing; `patroni --version` imports all of Patroni (seconds on a busy machine).
+    roots = [Path("/usr/lib/python3/dist-packages")] if binary == DEBIAN_PATRONI else \
+        sorted(Path(binary).parent.parent.glob("lib/python3*/site-packages"))
+    for root in roots:
+        try:
+            found = re.search(r"__version__\s*=\s*['\"]([^'\"]+)", (root / "patroni" / "version.py").read_text())
+        except OSError:
+            continue
+        if found:
+            return found.group(1)
     out = run([binary, "--version"]).stdout.strip()
-    version = out.split()[-1] if out else "unknown"
-    return {"source": args.patroni, "version": version, "bin": binary}
+    return out.split()[-1] if out else "unknown"
 
 
 def start_patroni(lab: Lab, hosts: list[Host]) -> None:
