@@ -1,0 +1,40 @@
+# Copyright (c) 2026, pgha maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+import typing as t
+
+import pytest
+
+from ansible_collections.pgha.patroni.tests.unit.helpers import fake_http
+from ansible_collections.pgha.patroni.tests.unit.helpers.servers import PKI, PatroniLikeServer, Route
+
+
+@pytest.fixture
+def fake(monkeypatch: t.Any) -> t.Iterator[fake_http.FakeHTTP]:
+    """Expected-call fake; the test fails if a listed call was never made."""
+    http = fake_http.install(monkeypatch, fake_http.FakeHTTP())
+    yield http
+    http.assert_done()
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: t.Any) -> PKI:
+    return PKI(str(tmp_path_factory.mktemp("pki")))
+
+
+@pytest.fixture
+def serve() -> t.Iterator[t.Callable[..., PatroniLikeServer]]:
+    """Start real servers on 127.0.0.1:0: serve({'/patroni': Route(...)}, ssl_context=...)."""
+    started: list[PatroniLikeServer] = []
+
+    def start(routes: dict[str, Route] | None = None, ssl_context: t.Any = None) -> PatroniLikeServer:
+        server = PatroniLikeServer(routes, ssl_context)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
