@@ -21,7 +21,7 @@ class PolicyError(Exception):
     pass
 
 
-def _network(value, where):
+def _network(value, where, fix=""):
     """Parse one address or CIDR strictly; an entry with host bits set is almost always a typo."""
     text = str(value).strip()
     try:
@@ -34,7 +34,7 @@ def _network(value, where):
             except ValueError:
                 pass
         raise PolicyError(
-            f"patroni_firewall: {where}: {text!r} is not a valid IPv4/IPv6 address or CIDR: {exc}{hint}"
+            f"patroni_firewall: {where}: {text!r} is not a valid IPv4/IPv6 address or CIDR ({exc}){hint}{fix}"
         ) from exc
 
 
@@ -59,8 +59,9 @@ def _group_sources(groups, addresses, group, address_hostvar, where, required=Fa
         address = addresses.get(host) or host
         nets.append(_network(
             address,
-            f"inventory host {host} ({address_hostvar}, group {group}); firewall rules need an IP address, "
-            f"set {address_hostvar} or patroni_firewall_address_hostvar",
+            f"inventory host {host} (group {group}, address from {address_hostvar})",
+            f"; firewall rules need an IP address: set {address_hostvar} of {host} to one, "
+            f"or point patroni_firewall_address_hostvar at a host variable that holds it",
         ))
     return nets
 
