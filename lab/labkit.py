@@ -1,0 +1,184 @@
+"""Python helpers for using a running lab: read what `pgha_lab.py up` wrote, SSH into hosts, run Ansible on them.
+
+Shared by the integration tests (tests/integration/conftest.py) and the benchmarks (bench/), so both drive the
+lab the same way a user would: over SSH, with the inventory the lab wrote.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+LAB_DIR = Path(os.environ.get("PGHA_LAB_DIR", REPO / ".lab"))
+ANSIBLE_VENV = Path(os.environ.get("PGHA_ANSIBLE_VENV", REPO / ".venv" / "ac221"))
+BUILD_DIR = Path(os.environ.get("PGHA_BUILD_DIR", "/var/tmp/pgha-build"))
+
+RECAP_RE = re.compile(
+    r"^(?P<host>\S+)\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)\s+"
+    r"failed=(?P<failed>\d+)\s+skipped=(?P<skipped>\d+)\s+rescued=(?P<rescued>\d+)\s+ignored=(?P<ignored>\d+)",
+    re.M,
+)
+
+
+class Lab:
+    """What the lab script wrote (lab.json, inventory, ssh_config) plus SSH into its hosts."""
+
+    def __init__(self, lab_dir: Path):
+        self.dir = lab_dir
+        self.inventory = lab_dir / "inventory.yml"
+        self.ssh_config = lab_dir / "ssh_config"
+        self.data = json.loads((lab_dir / "lab.json").read_text())
+        self.hosts = self.data["hosts"]
+        self.clusters = self.data["clusters"]
+
+    def ip(self, host: str) -> str:
+        return self.hosts[host]["ip"]
+
+    def api(self, host: str, scheme: str = "http") -> str:
+        return f"{scheme}://{self.ip(host)}:8008"
+
+    def members(self, scope: str = "c1") -> list[str]:
+        return list(self.clusters[scope])
+
+    def ssh(self, host: str, cmd: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
+        proc = subprocess.run(
+            ["ssh", "-F", str(self.ssh_config), host, cmd],
+            capture_output=True, text=True, timeout=timeout,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"ssh {host} {cmd!r} exited {proc.returncode}: {proc.stderr.strip()[-2000:]}")
+        return proc
+
+    def patronictl_list(self, host: str) -> list[dict]:
+        # patronictl lives next to the patroni binary the lab chose (venv or Debian's), named in /etc/default/patroni
+        out = self.ssh(host, '. /etc/default/patroni; "$(dirname "$PATRONI")/patronictl" '
+                             '-c /etc/patroni/patroni.yml list -f json')
+        return json.loads(out.stdout)
+
+    def leader(self, scope: str = "c1", timeout: float = 60) -> str:
+        """Name of the current leader according to Patroni itself, waiting until there is exactly one."""
+        import requests
+
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            for host in self.members(scope):
+                try:
+                    cluster = requests.get(self.api(host) + "/cluster", timeout=2).json()
+                except Exception as exc:  # a member may be down on purpose in a test
+                    last = exc
+                    continue
+                leaders = [m["name"] for m in cluster["members"] if m["role"] == "leader"]
+                if len(leaders) == 1:
+                    return leaders[0]
+                last = cluster
+            time.sleep(0.5)
+        raise AssertionError(f"no single leader in {scope} within {timeout}s; last seen: {last}")
+
+
+def ansible_env(venv: Path | None = None) -> dict:
+    venv = venv or ANSIBLE_VENV
+    env = dict(os.environ)
+    env.update(
+        ANSIBLE_COLLECTIONS_PATH=str(BUILD_DIR),
+        ANSIBLE_HOST_KEY_CHECKING="True",
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_FORCE_COLOR="0",
+        ANSIBLE_RETRY_FILES_ENABLED="0",
+        ANSIBLE_PYTHON_INTERPRETER="/usr/bin/python3",
+        PATH=f"{venv / 'bin'}:{env.get('PATH', '')}",
+    )
+    return env
+
+
+class ModuleResult(dict):
+    @property
+    def failed(self) -> bool:
+        return bool(self.get("failed")) or self.get("_status") not in ("SUCCESS", "CHANGED")
+
+def run_module(inventory: Path, host: str, module: str, args: dict, check: bool = False,
+               timeout: float = 300, venv: Path | None = None) -> ModuleResult:
+    """Run one module on one host (ad-hoc `ansible -o`) and return its result dict."""
+    venv = venv or ANSIBLE_VENV
+    cmd = [str(venv / "bin" / "ansible"), host, "-i", str(inventory), "-o", "-m", module, "-a", json.dumps(args)]
+    if check:
+        cmd.append("--check")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(venv), timeout=timeout)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith(f"{host} | ")), None)
+    if line is None:
+        raise AssertionError(f"no result line from ansible (rc={proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    status, _, payload = line[len(host) + 3:].partition(" => ")
+    result = ModuleResult(json.loads(payload))
+    result["_status"] = status.strip().rstrip("!")
+    result["_stdout"] = proc.stdout
+    return result
+
+
+class PlaybookRun:
+    def __init__(self, proc: subprocess.CompletedProcess):
+        self.rc = proc.returncode
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+        self.recap = {m["host"]: {k: int(v) for k, v in m.groupdict().items() if k != "host"}
+                      for m in RECAP_RE.finditer(proc.stdout)}
+
+    def changed(self) -> int:
+        return sum(h["changed"] for h in self.recap.values())
+
+    def failed(self) -> int:
+        return sum(h["failed"] + h["unreachable"] for h in self.recap.values())
+
+    def __repr__(self) -> str:  # shown by pytest when an assertion on a run fails
+        return f"PlaybookRun(rc={self.rc}, recap={self.recap})\n--- stdout ---\n{self.stdout[-6000:]}\n--- stderr ---\n{self.stderr[-3000:]}"
+
+
+
+def run_playbook(inventory: Path, playbook: Path, extra_vars: dict | None = None, check: bool = False,
+                 diff: bool = False, limit: str | None = None, timeout: float = 900,
+                 venv: Path | None = None, extra_args: list[str] | None = None) -> PlaybookRun:
+    venv = venv or ANSIBLE_VENV
+    cmd = [str(venv / "bin" / "ansible-playbook"), "-i", str(inventory), str(playbook)]
+    if extra_vars:
+        cmd += ["-e", json.dumps(extra_vars)]
+    if check:
+        cmd.append("--check")
+    if diff:
+        cmd.append("--diff")
+    if limit:
+        cmd += ["--limit", limit]
+    cmd += extra_args or []
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(venv), timeout=timeout)
+    return PlaybookRun(proc)
+
+
+class OwnLab:
+    """A lab of at least the asked shape: the one at PGHA_LAB_DIR when it fits, else a private one torn down after.
+
+    Benchmarks use this so `make bench` works on a fresh machine and never disturbs a lab a developer keeps running.
+    """
+
+    def __init__(self, clusters: int = 1, members: int = 3, name: str = "bn", net: str = "10.213.9.0/24",
+                 lab_dir: Path = Path("/tmp/pgha-bench-lab")):
+        self.shape = (clusters, members)
+        self.name, self.net, self.private_dir = name, net, lab_dir
+        self.started = False
+
+    def __enter__(self) -> Lab:
+        if (LAB_DIR / "lab.json").exists():
+            lab = Lab(LAB_DIR)
+            shape = lab.data.get("shape", {})
+            if (shape.get("clusters", 0), shape.get("members", 0)) >= self.shape:
+                return lab
+        subprocess.run([str(REPO / "lab" / "pgha_lab.py"), "up", "--clusters", str(self.shape[0]),
+                        "--members", str(self.shape[1]), "--name", self.name, "--net", self.net,
+                        "--dir", str(self.private_dir)], check=True)
+        self.started = True
+        return Lab(self.private_dir)
+
+    def __exit__(self, *exc) -> None:
+        if self.started and not os.environ.get("PGHA_BENCH_KEEP_LAB"):
+            subprocess.run([str(REPO / "lab" / "pgha_lab.py"), "down", "--dir", str(self.private_dir)], check=False)

@@ -1,0 +1,99 @@
+"""patroni_facts against the real lab: what it reports must be what Patroni itself (patronictl) says."""
+from __future__ import annotations
+
+import time
+
+FACTS = "pgha.patroni.patroni_facts"
+
+
+def test_facts_match_patronictl(lab, run_module):
+    leader = lab.leader()
+    ctl = {m["Member"]: m for m in lab.patronictl_list(leader)}
+    assert sorted(ctl) == sorted(lab.members())
+    for host in lab.members():
+        res = run_module(host, FACTS, {"api_url": lab.api(host)})
+        assert not res.failed, res
+        facts = res["ansible_facts"]["patroni"]
+        assert facts["name"] == host
+        assert facts["scope"] == "c1"
+        assert facts["role"] == ("primary" if host == leader else "replica")
+        assert facts["state"] == "running"
+        assert facts["timeline"] == ctl[host]["TL"]
+        assert facts["version"].startswith(lab.data["patroni"]["version"][:3])
+        assert facts["paused"] is False
+        cluster = facts["cluster"]
+        assert cluster["leader"] == leader
+        assert sorted(m["name"] for m in cluster["members"]) == sorted(ctl)
+        for member in cluster["members"]:
+            row = ctl[member["name"]]
+            assert row["Host"].split(":")[0] == member["host"] == lab.ip(member["name"])
+            assert member["role"] == ("primary" if row["Role"] == "Leader" else "replica")
+            assert member["api_url"] == f"{lab.api(member['name'])}/patroni"
+            if member["role"] == "replica":
+                assert row["State"] == "streaming" and member["streaming"] is True
+                assert isinstance(member["lag"], int) and member["lag"] >= 0
+        health = facts["health"]
+        if host == leader:
+            assert health["primary"] and health["read_write"] and health["read_only"]
+            assert not health["replica"]
+        else:
+            assert health["replica"] and health["read_only"]
+            assert not health["primary"] and not health["read_write"]
+        assert health["health"] and health["liveness"] and health["readiness"]
+
+
+def test_facts_are_the_same_in_check_mode_and_change_nothing(lab, run_module):
+    host = lab.members()[0]
+    res = run_module(host, FACTS, {"api_url": lab.api(host), "gather_subset": ["!all", "node"]}, check=True)
+    assert not res.failed, res
+    assert res["changed"] is False
+    facts = res["ansible_facts"]["patroni"]
+    assert facts["name"] == host
+    # only the node subset was asked for
+    assert "cluster" not in facts and "history" not in facts
+
+
+def test_facts_from_the_controller_cover_every_member(lab, run_module):
+    """One task on the controller can describe a member it is not running on (delegate_to: localhost style)."""
+    leader = lab.leader()
+    replica = next(h for h in lab.members() if h != leader)
+    res = run_module("localhost", FACTS, {"api_url": lab.api(replica)})
+    assert not res.failed, res
+    facts = res["ansible_facts"]["patroni"]
+    assert facts["name"] == replica and facts["role"] == "replica"
+    assert facts["cluster"]["leader"] == leader
+    assert isinstance(facts["config"], dict) and facts["config"]["ttl"] == 30
+    assert isinstance(facts["history"], list)
+
+
+def test_a_hung_member_is_reported_not_fatal(lab, run_module):
+    """A member whose Patroni stops answering (SIGSTOP) shows up as unreachable; the facts still come back."""
+    leader = lab.leader()
+    replica = next(h for h in lab.members() if h != leader)
+    started = time.monotonic()
+    normal = run_module(leader, FACTS, {"api_url": lab.api(leader), "timeout": 2})
+    baseline = time.monotonic() - started
+    assert not normal.failed and normal["ansible_facts"]["patroni"]["unreachable"] == []
+    lab.ssh(replica, "kill -STOP $(cat /run/patroni/patroni.pid)")
+    try:
+        started = time.monotonic()
+        res = run_module(leader, FACTS, {"api_url": lab.api(leader), "timeout": 2})
+        elapsed = time.monotonic() - started
+    finally:
+        lab.ssh(replica, "kill -CONT $(cat /run/patroni/patroni.pid)")
+    assert not res.failed, res
+    facts = res["ansible_facts"]["patroni"]
+    assert facts["role"] == "primary"
+    unreachable = {u["name"]: u for u in facts["unreachable"]}
+    assert replica in unreachable, facts["unreachable"]
+    assert "2" in unreachable[replica]["reason"] and lab.ip(replica) in unreachable[replica]["reason"]
+    # the hung member costs about one request timeout (2 s), not a timeout per endpoint or per retry
+    assert elapsed - baseline < 8, (elapsed, baseline)
+
+
+def test_unreachable_node_fails_with_the_reason(lab, run_module):
+    host = lab.members()[0]
+    res = run_module("localhost", FACTS, {"api_url": f"http://{lab.ip(host)}:8009"})
+    assert res.failed
+    assert f"http://{lab.ip(host)}:8009" in res["msg"]
+    assert "refused" in res["msg"].lower()
