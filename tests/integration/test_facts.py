@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
 
 FACTS = "pgha.patroni.patroni_facts"
 
@@ -97,3 +100,16 @@ def test_unreachable_node_fails_with_the_reason(lab, run_module):
     assert res.failed
     assert f"http://{lab.ip(host)}:8009" in res["msg"]
     assert "refused" in res["msg"].lower()
+
+
+def test_topology_report_playbook_prints_what_patroni_says(lab, run_playbook):
+    """The report `make demo` prints: one table per cluster, leader and every member's role as Patroni has them."""
+    leader = lab.leader()
+    run = run_playbook(str(REPO / "playbooks" / "topology_report.yml"))
+    assert run.rc == 0, run
+    assert run.changed() == 0, run
+    assert f"Cluster c1: leader {leader}, timeline" in run.stdout, run
+    for host in lab.members():
+        role = "primary" if host == leader else "replica"
+        line = next(ln for ln in run.stdout.splitlines() if ln.strip().strip('",').startswith(host + " "))
+        assert f"{lab.ip(host)}:5432" in line and role in line, line
