@@ -30,7 +30,7 @@ attributes:
     description: Subject, SANs, serial and expiry before and after; never key material.
   idempotent:
     support: full
-    description: A valid current certificate is returned unchanged with RV(changed=false).
+    description: A valid current certificate is returned unchanged with C(changed=false).
 options:
   csr:
     description: PEM certificate signing request from the member.

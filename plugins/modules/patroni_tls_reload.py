@@ -30,6 +30,7 @@ attributes:
     description: Reports that a reload would be sent; sends nothing.
   diff_mode:
     support: none
+    description: Nothing to compare; the reload is an action.
   idempotent:
     support: none
     description: Every run sends a reload; call it from a handler.

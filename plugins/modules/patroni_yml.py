@@ -22,7 +22,7 @@ description:
     which IPv4 allowlist entries do not match. With O(dual_stack_allowlist=true) every IPv4 address or network in
     the allowlist also gets its IPv4-mapped form (C(10.0.0.0/24) → C(::ffff:10.0.0.0/120)); C(listen) itself is
     left alone so IPv6 and local clients keep working. Host name entries get a warning.
-  - The module does not reload Patroni; use RV(changed) to notify a handler (the C(patroni_api_security) role does).
+  - The module does not reload Patroni; use C(changed) to notify a handler (the C(patroni_api_security) role does).
 notes:
   - The file is rewritten by a YAML dumper, so comments and quoting style in it are not kept (values and key order
     are). The backup keeps the original text.

@@ -77,14 +77,14 @@ def test_apply_keeps_everything_else_and_is_idempotent():
     assert "certfile" not in data["restapi"]  # the input is not modified
     assert pyml.api_url(new) == "https://10.0.0.11:8008"
     assert pyml.needs_rebind(changed)
-    again, changed2, _ = pyml.apply(pyml.load("p", pyml.dump(new)), wanted, ctl)
+    again, changed2, dummy = pyml.apply(pyml.load("p", pyml.dump(new)), wanted, ctl)
     assert changed2 == [] and again == new
 
 
 def test_dual_stack_listen_gets_mapped_entries():
     data = pyml.load("p", CONFIG.replace("listen: 10.0.0.11:8008", "listen: '*:8008'"))
-    new, _, warnings = pyml.apply(data, {"allowlist": ["10.0.0.0/24", "192.0.2.10", "fd00::/64", "lb1"],
-                                         "allowlist_include_members": True}, None)
+    wanted = {"allowlist": ["10.0.0.0/24", "192.0.2.10", "fd00::/64", "lb1"], "allowlist_include_members": True}
+    new, dummy, warnings = pyml.apply(data, wanted, None)
     assert new["restapi"]["allowlist"] == ["10.0.0.0/24", "192.0.2.10", "fd00::/64", "lb1",
                                            "::ffff:10.0.0.0/120", "::ffff:192.0.2.10"]
     assert len(warnings) == 2 and "'lb1' is a host name" in warnings[0] and "allowlist_include_members" in warnings[1]
@@ -106,16 +106,16 @@ def test_verify_client_needs_tls_and_ca():
 
 def test_masked_hides_every_password_and_flags_changes():
     data = pyml.load("p", CONFIG)
-    new, _, _ = pyml.apply(data, {"authentication": {"username": "api", "password": "topsecret"}}, None)
+    new = pyml.apply(data, {"authentication": {"username": "api", "password": "topsecret"}}, None)[0]
     text = pyml.dump(pyml.masked(new, data))
     assert "topsecret" not in text and "pgsecret" not in text
     assert "password: '********'" in text
-    new2, _, _ = pyml.apply(new, {"authentication": {"username": "api", "password": "other"}}, None)
+    new2 = pyml.apply(new, {"authentication": {"username": "api", "password": "other"}}, None)[0]
     assert "password: '******** (changed)'" in pyml.dump(pyml.masked(new2, new))
 
 
 def test_empty_string_removes_setting():
     data = pyml.load("p", CONFIG)
-    new, _, _ = pyml.apply(data, {"certfile": "/c", "keyfile": "/k"}, None)
-    back, changed, _ = pyml.apply(new, {"certfile": "", "keyfile": ""}, None)
+    new = pyml.apply(data, {"certfile": "/c", "keyfile": "/k"}, None)[0]
+    back, changed, dummy = pyml.apply(new, {"certfile": "", "keyfile": ""}, None)
     assert changed == ["restapi.certfile", "restapi.keyfile"] and back == data

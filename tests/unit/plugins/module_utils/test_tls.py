@@ -95,7 +95,7 @@ def test_key_passphrase_messages(tmp_path):
 
 
 def test_check_pair_mismatch_message(ca):
-    _, cert = _server_cert(ca)
+    cert = _server_cert(ca)[1]
     with pytest.raises(_tls.TLSError) as e:
         _tls.check_pair(_tls.generate_private_key(), cert, "/k", "/c")
     assert str(e.value) == "certificate /c does not match private key /k (their public keys differ)"

@@ -65,7 +65,7 @@ def test_ca_created_then_idempotent(ca_files):
 
 
 def test_ca_key_mismatch_names_both_paths(ca_files, tmp_path):
-    cert, _, _ = ca_files
+    cert = ca_files[0]
     other = tmp_path / "other.key"
     other.write_bytes(_tls.private_key_pem(_tls.generate_private_key()))
     failed, res = run(patroni_tls_ca, {"certificate_path": str(cert), "private_key_path": str(other)})
@@ -109,19 +109,19 @@ def test_full_flow_and_second_run_unchanged(tmp_path, ca_files):
     failed, res = run(patroni_tls_install, install)
     assert not failed and not res["changed"]
     # a new SAN triggers renewal with the reason given
-    _, _, failed, signed3 = _member(tmp_path, ca_files, ["c1m1", "10.0.0.11", "db1.example.com"])
+    failed, signed3 = _member(tmp_path, ca_files, ["c1m1", "10.0.0.11", "db1.example.com"])[2:]
     assert signed3["issued"] and signed3["renewal_reasons"][0].startswith("subject alternative names differ")
 
 
 def test_sans_missing_connect_address_refused(tmp_path, ca_files):
-    _, _, failed, res = _member(tmp_path, ca_files, ["c1m1", "10.0.0.12"])
+    failed, res = _member(tmp_path, ca_files, ["c1m1", "10.0.0.12"])[2:]
     assert failed
     assert res["msg"] == ("subject_alt_names ['c1m1', '10.0.0.12'] do not contain the connect address 10.0.0.11 "
                           "(from connect_address '10.0.0.11:8008'); clients verify that name, add it to the list")
 
 
 def test_install_refuses_mismatched_pair_and_writes_nothing(tmp_path, ca_files):
-    key_path, _, _, signed = _member(tmp_path, ca_files, ["10.0.0.11"])
+    key_path, dummy, failed, signed = _member(tmp_path, ca_files, ["10.0.0.11"])
     cert_path = tmp_path / "api.crt"
     cert_path.write_text("old content")
     other_key = tmp_path / "other.key"
@@ -192,7 +192,7 @@ def test_patroni_yml_invalid_cidr_changes_nothing(tmp_path):
 def test_patroni_yml_refuses_mismatched_tls_files(tmp_path, ca_files):
     path = tmp_path / "patroni.yml"
     path.write_text(PATRONI_YML)
-    key_path, _, _, signed = _member(tmp_path, ca_files, ["10.0.0.11"])
+    key_path, dummy, failed, signed = _member(tmp_path, ca_files, ["10.0.0.11"])
     (tmp_path / "api.crt").write_text(signed["certificate"])
     other = tmp_path / "other.key"
     other.write_bytes(_tls.private_key_pem(_tls.generate_private_key()))
