@@ -188,16 +188,25 @@ from ansible_collections.pgha.patroni.plugins.module_utils import _patroni_yml a
 from ansible_collections.pgha.patroni.plugins.module_utils import _tls
 
 
-def check_files(data: dict, path: str) -> None:
+def check_files(module: AnsibleModule, data: dict, path: str) -> None:
     if not _tls.HAS_CRYPTOGRAPHY:
         raise pyml.PatroniYmlError(missing_required_lib("cryptography") + " (needed to check the TLS files; "
                                    "or set validate_files=false)")
     try:
         for section, certfile, keyfile, password in pyml.tls_file_checks(data):
+            missing = [f for f in (certfile, keyfile) if not os.path.exists(f)]
+            if missing and module.check_mode:
+                # In a dry run the files may come from an earlier task that check mode only simulated.
+                module.warn(f"{', '.join(missing)} do(es) not exist yet; the real run fails unless an earlier task "
+                            f"creates them ({section} in {path})")
+                continue
             cert = _tls.load_certificate_file(certfile)
             key = _tls.load_private_key_file(keyfile, password)
             _tls.check_pair(key, cert, keyfile, certfile, f"{section}.certfile")
         for name, cafile in pyml.ca_files(data):
+            if module.check_mode and not os.path.exists(cafile):
+                module.warn(f"{name} {cafile} does not exist yet; the real run fails unless an earlier task creates it")
+                continue
             if not os.path.isdir(cafile):
                 _tls.load_certificate_file(cafile)
     except _tls.TLSError as e:
@@ -220,7 +229,7 @@ def run(module: AnsibleModule) -> dict:
     if not changed_keys:
         return result
     if p["validate_files"]:
-        check_files(after, path)
+        check_files(module, after, path)
     if module.check_mode:
         return result
 

@@ -97,6 +97,17 @@ def run_playbook(lab: TlLab, order: list, check: bool = False, diff: bool = Fals
     return proc.returncode, proc.stdout + proc.stderr, recap, time.monotonic() - started
 
 
+def test_check_mode_on_plain_cluster_changes_nothing(tl_lab):
+    before = {h: tl_lab.ssh(h, "md5sum /etc/patroni/patroni.yml; ls /etc/patroni").stdout for h in tl_lab.members}
+    rc, out, recap, dummy = run_playbook(tl_lab, tl_lab.members, check=True, diff=True)
+    assert rc == 0, out[-4000:]
+    assert PASSWORD not in out and "PRIVATE KEY" not in out
+    assert before == {h: tl_lab.ssh(h, "md5sum /etc/patroni/patroni.yml; ls /etc/patroni").stdout
+                      for h in tl_lab.members}
+    assert not tl_lab.ca.exists()
+    assert all(tl_lab.status(h, https=False)["state"] == "running" for h in tl_lab.members)
+
+
 def test_rollout_replicas_first_leader_last(tl_lab):
     before = tl_lab.snapshot(https=False)
     leader = tl_lab.leader(https=False)

@@ -221,3 +221,14 @@ def test_patroni_yml_change_keeps_mode_backs_up_masks(tmp_path, ca_files):
     assert "replsecret" in path.read_text() and "apisecret" in path.read_text()
     failed, res = run(patroni_yml, args)
     assert not failed and not res["changed"]
+
+
+def test_patroni_yml_check_mode_tolerates_files_not_made_yet(tmp_path):
+    path = tmp_path / "patroni.yml"
+    path.write_text(PATRONI_YML)
+    args = {"path": str(path), "restapi": {"certfile": str(tmp_path / "api.crt"), "keyfile": str(tmp_path / "api.key")}}
+    failed, res = run(patroni_yml, args, check=True)
+    assert not failed and res["changed"] and path.read_text() == PATRONI_YML
+    failed, res = run(patroni_yml, args)
+    assert failed and res["msg"] == (f"cannot read certificate {tmp_path / 'api.crt'}: No such file or directory; "
+                                     f"{path} was not changed, because Patroni would leave its REST API dead on reload")
