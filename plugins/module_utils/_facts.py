@@ -49,6 +49,12 @@ HEALTH_ENDPOINTS = (
 HEALTHY_REPLICA_STATES = ("streaming", "running")
 LEADER_ROLES = ("primary", "standby_leader")
 
+# Requests in flight against one member. Patroni queues at most restapi.request_queue_size (default 5)
+# connections and serves 5 at a time; a fuller accept queue drops SYNs, which costs a 1 s retransmit.
+PER_MEMBER_CONCURRENCY = 4
+# Requests in flight when asking every other member once.
+MEMBERS_CONCURRENCY = 8
+
 # Errors that say the options are wrong: no other member can answer differently.
 FATAL_KINDS = (KIND_TLS, KIND_AUTH, KIND_BAD_URL, KIND_BAD_OPTION)
 
@@ -174,12 +180,11 @@ class FactsGatherer:
     asks other members for what this one dropped."""
 
     def __init__(self, client: PatroniClient, gather_subset: t.Iterable[str] | None = None,
-                 health_lag: t.Any = None, member_api_urls: t.Iterable[str] = (), max_workers: int = 8) -> None:
+                 health_lag: t.Any = None, member_api_urls: t.Iterable[str] = ()) -> None:
         self.client = client
         self.subsets = resolve_gather_subset(gather_subset)
         self.health_lag = parse_lag(health_lag, "health_lag")
         self.member_api_urls = [u for u in member_api_urls or [] if u]
-        self.max_workers = max_workers
         self.warnings: list[str] = []
         self.unreachable: list[dict[str, t.Any]] = []
         self.name: str | None = None
@@ -210,7 +215,7 @@ class FactsGatherer:
         for subset, path in (("cluster", "/cluster"), ("config", "/config"), ("history", "/history")):
             if subset in self.subsets:
                 plan[subset] = path
-        results = fetch_many(self.client, list(plan.values()), max_workers=self.max_workers,
+        results = fetch_many(self.client, list(plan.values()), max_workers=PER_MEMBER_CONCURRENCY,
                              expect=(200, 502, 503))
         by_key = {key: results[path] for key, path in plan.items()}
 
@@ -290,7 +295,7 @@ class FactsGatherer:
                     self._note(err, "/patroni", member["api_url"], member["name"])
                     continue
                 targets[url] = member
-        results = fetch_many(self.client, list(targets), max_workers=self.max_workers, expect=(200,))
+        results = fetch_many(self.client, list(targets), max_workers=MEMBERS_CONCURRENCY, expect=(200,))
         for url, result in results.items():
             member = targets[url]
             if isinstance(result, PatroniError):

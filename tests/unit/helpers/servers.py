@@ -142,8 +142,8 @@ class PKI:
         self.wrong_host = self._write("wrong-host", *self._leaf("db9", [x509.DNSName("db9.example")], now))
         self.expired = self._write("expired", *self._leaf("127.0.0.1", local, now, expired=True))
         self.client = self._write("client", *self._leaf("pgha-controller", None, now, client=True))
-        self.other_client = self._write("other-client", *self._leaf("intruder", None, now, client=True,
-                                                                      issuer=(other_key, other_cert)))
+        intruder = self._leaf("intruder", None, now, client=True, issuer=(other_key, other_cert))
+        self.other_client = self._write("other-client", *intruder)
         encrypted = self._leaf("pgha-controller", None, now, client=True)[0]
         self.encrypted_key = os.path.join(directory, "encrypted.key")
         with open(self.encrypted_key, "wb") as handle:

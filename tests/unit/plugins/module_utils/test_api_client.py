@@ -25,6 +25,7 @@ from ansible_collections.pgha.patroni.plugins.module_utils._api_client import (
     parse_lag,
     same_api_url,
 )
+from ansible_collections.pgha.patroni.tests.unit.helpers.fixtures import fake, pki, serve  # noqa: F401 pylint: disable=unused-import
 from ansible_collections.pgha.patroni.tests.unit.helpers.fake_http import GET, Call
 from ansible_collections.pgha.patroni.tests.unit.helpers.servers import BlackHole, Route, refused_port
 
@@ -111,7 +112,7 @@ def test_same_api_url_ignores_case_default_port_and_patroni_path():
 def test_request_sends_close_auth_and_tls_options(fake, pki):
     seen = {}
     fake.expect(Call("POST", BASE + "/restart", 200, body="restarted successfully",
-                     check=lambda kwargs: seen.update(kwargs)))
+                     check=seen.update))
     client = PatroniClient(BASE + "/patroni", username="api", password="hunter2", ca_path=pki.ca,
                            client_cert=pki.client[1], client_key=pki.client[0], timeout=2.5)
     response = client.request("POST", "/restart", json_body={"restart_pending": True})
@@ -127,7 +128,7 @@ def test_request_sends_close_auth_and_tls_options(fake, pki):
 
 def test_no_auth_without_credentials_and_no_verify_when_disabled(fake):
     seen = {}
-    fake.expect(GET(BASE + "/patroni", json_body={"role": "primary"}, check=lambda kwargs: seen.update(kwargs)))
+    fake.expect(GET(BASE + "/patroni", json_body={"role": "primary"}, check=seen.update))
     assert PatroniClient(BASE, validate_certs=False).get_json("/patroni") == {"role": "primary"}
     assert seen["auth"] is None
     assert seen["verify"] is False
@@ -136,7 +137,7 @@ def test_no_auth_without_credentials_and_no_verify_when_disabled(fake):
 
 def test_credentials_in_url_are_used_but_not_shown(fake):
     seen = {}
-    fake.expect(GET(BASE + "/cluster", 500, body="boom", check=lambda kwargs: seen.update(kwargs)))
+    fake.expect(GET(BASE + "/cluster", 500, body="boom", check=seen.update))
     client = PatroniClient("http://api:hunter2@10.213.0.11:8008")
     with pytest.raises(PatroniHTTPError) as info:
         client.get_json("/cluster")

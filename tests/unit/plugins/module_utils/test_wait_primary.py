@@ -22,6 +22,7 @@ from ansible_collections.pgha.patroni.plugins.module_utils._wait_primary import 
     PrimaryWaiter,
     wait_for_primary,
 )
+from ansible_collections.pgha.patroni.tests.unit.helpers.fixtures import fake, serve  # noqa: F401 pylint: disable=unused-import
 from ansible_collections.pgha.patroni.tests.unit.helpers.fake_http import GET
 from ansible_collections.pgha.patroni.tests.unit.helpers.module import load_fixture
 from ansible_collections.pgha.patroni.tests.unit.helpers.servers import Route
@@ -46,15 +47,17 @@ class Clock:
 
 
 def cluster(leader: str | None = "c1m1", timeline: int = 2, **changes: dict) -> dict:
-    """The 4.1 cluster fixture with another leader and per-member changes."""
+    """The 4.1 cluster fixture (c1m3 is the sync standby) with a chosen leader, timeline and lags of 0, plus
+    per-member changes."""
     doc = copy.deepcopy(load_fixture("patroni-4.1", "cluster.json"))
     for member in doc["members"]:
+        for key in ("lag", "lsn", "receive_lag", "receive_lsn", "replay_lag", "replay_lsn"):
+            member.pop(key, None)
         if member["name"] == leader:
             member["role"], member["state"] = "leader", "running"
-            for key in ("lag", "lsn", "receive_lag", "receive_lsn", "replay_lag", "replay_lsn"):
-                member.pop(key, None)
-        elif member["role"] == "leader":
-            member.update(role="replica", state="streaming", lag=0, lsn="0/4000060")
+        else:
+            member.update(role="sync_standby" if member["name"] == "c1m3" else "replica", state="streaming",
+                          lag=0, lsn="0/4000060")
         member["timeline"] = timeline
         member.update(changes.get(member["name"], {}))
     return doc

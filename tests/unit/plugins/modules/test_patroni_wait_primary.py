@@ -10,6 +10,7 @@ import time
 import pytest
 
 from ansible_collections.pgha.patroni.plugins.modules import patroni_wait_primary
+from ansible_collections.pgha.patroni.tests.unit.helpers.fixtures import serve  # noqa: F401 pylint: disable=unused-import
 from ansible_collections.pgha.patroni.tests.unit.helpers.module import (
     AnsibleFailJson,
     load_fixture,
@@ -24,6 +25,8 @@ def ready_cluster(serve):
     server = serve()
     for member in cluster["members"]:
         member["api_url"] = server.url() + "/patroni"
+        if member["role"] != "leader":
+            member["lag"] = 0
     server.routes.update({"/cluster": Route(200, cluster),
                           "/patroni": Route(200, load_fixture("patroni-4.1", "primary-patroni.json")),
                           "/read-write": Route(200, {"role": "primary"})})
@@ -37,8 +40,9 @@ def test_success_result(serve, monkeypatch, check_mode):
         "api_url": server.url(), "min_replicas": 2, "max_lag": "1kB", "not_member": "c1m2",
         "_ansible_check_mode": check_mode})
     assert result["changed"] is False
+    timeline = load_fixture("patroni-4.1", "primary-patroni.json")["timeline"]
     assert (result["primary"], result["host"], result["port"], result["timeline"], result["polls"]) == \
-        ("c1m1", "10.213.0.11", 5432, 2, 1)
+        ("c1m1", "10.213.0.11", 5432, timeline, 1)
     assert result["api_url"] == server.url() + "/patroni"
     assert isinstance(result["elapsed"], float) and result["elapsed"] < 1
     assert [m["name"] for m in result["members"]] == ["c1m1", "c1m2", "c1m3"]

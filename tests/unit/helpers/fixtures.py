@@ -2,6 +2,9 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
+"""Shared pytest fixtures. Test modules import them by name: a conftest.py would be loaded through the real path of
+a symlinked collection tree, outside ansible_collections/, and ansible-test's collection loader refuses that."""
+
 from __future__ import annotations
 
 import typing as t
