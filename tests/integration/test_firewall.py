@@ -1,0 +1,301 @@
+"""patroni_firewall role against the lab: what a user checks after firewalling a running cluster.
+
+Each lab host is a network namespace, so the rules loaded here stay inside the lab. The controller reaches the lab
+from the bridge address, which the playbook passes as the controller address.
+"""
+from __future__ import annotations
+
+import shlex
+import time
+
+import pytest
+
+quote = shlex.quote
+
+PLAYBOOK = "firewall.yml"
+OFFLINE_PLAYBOOK = PLAYBOOK  # same play, limited to client1 by fw_hosts
+TABLE = "pgha_patroni"
+NFT_FILE = "/etc/pgha/pgha_patroni.nft"
+
+PROBE = r"""python3 - "$@" <<'EOF'
+import socket, sys
+for target in sys.argv[1:]:
+    host, port = target.rsplit(":", 1)
+    sock = socket.socket()
+    sock.settimeout(2)
+    try:
+        sock.connect((host, int(port)))
+        result = "open"
+    except socket.timeout:
+        result = "timeout"
+    except OSError as exc:
+        result = type(exc).__name__
+    finally:
+        sock.close()
+    print(target, result)
+EOF"""
+
+# Undo everything the role can leave on a member, whichever backend ran. nftables.conf is a bind mount in the lab,
+# so it is rewritten in place (sed -i would rename over it and fail).
+CLEANUP = f"""
+nft delete table inet {TABLE} 2>/dev/null
+nft delete table ip fw_sentinel 2>/dev/null
+rm -f /etc/pgha/pgha_patroni.nft /etc/pgha/pgha_patroni.rules /etc/pgha/pgha_patroni.rules6
+grep -v 'include "{NFT_FILE}"' /etc/nftables.conf > /tmp/.pgha-fw-nftconf.$$ && cat /tmp/.pgha-fw-nftconf.$$ > /etc/nftables.conf
+rm -f /tmp/.pgha-fw-nftconf.$$
+for t in iptables ip6tables; do
+  while $t -w -D INPUT -j PGHA-PATRONI 2>/dev/null; do :; done
+  $t -w -F PGHA-PATRONI 2>/dev/null; $t -w -X PGHA-PATRONI 2>/dev/null
+done
+true
+"""
+
+
+def controller(lab) -> str:
+    return lab.data["bridge"]["ip"]
+
+
+def base_vars(lab, **extra) -> dict:
+    return {"fw_controller_addresses": [controller(lab)], **extra}
+
+
+def probe(lab, source: str, targets: list[str]) -> dict[str, str]:
+    """Connect from a lab host to host:port targets: open, timeout (dropped) or the error's name (e.g. refused)."""
+    proc = lab.ssh(source, f"bash -c {quote(PROBE)} probe " + " ".join(targets))
+    return dict(line.split() for line in proc.stdout.splitlines() if line.strip())
+
+
+def member_targets(lab, port: int) -> list[str]:
+    return [f"{lab.ip(m)}:{port}" for m in lab.members()]
+
+
+def table_loaded(lab, host: str) -> bool:
+    return lab.ssh(host, f"nft list table inet {TABLE}", check=False).returncode == 0
+
+
+def file_exists(lab, host: str, path: str) -> bool:
+    return lab.ssh(host, f"test -e {path}", check=False).returncode == 0
+
+
+def assert_nothing_changed(lab) -> None:
+    for m in lab.members():
+        assert not table_loaded(lab, m), f"table inet {TABLE} was loaded on {m}"
+        assert not file_exists(lab, m, NFT_FILE), f"{NFT_FILE} was written on {m}"
+        assert NFT_FILE not in lab.ssh(m, "cat /etc/nftables.conf").stdout
+
+
+def assert_isolated(lab) -> None:
+    """client1 must time out on the API and PostgreSQL; lb1 must get through; SSH stays open from everywhere."""
+    api, pg = member_targets(lab, 8008), member_targets(lab, 5432)
+    from_client = probe(lab, "client1", api + pg + member_targets(lab, 22))
+    from_lb = probe(lab, "lb1", api + pg)
+    for target in api + pg:
+        assert from_client[target] == "timeout", f"client1 -> {target}: {from_client[target]}"
+        assert from_lb[target] == "open", f"lb1 -> {target}: {from_lb[target]}"
+    for target in member_targets(lab, 22):
+        assert from_client[target] == "open", f"client1 -> {target} (SSH must never be touched)"
+    for m in lab.members():
+        assert lab.ssh(m, "true").returncode == 0  # SSH from the controller
+
+
+def assert_replicating(lab, leader: str, tag: str) -> None:
+    """A row written on the leader shows up on every replica, and every replica reports streaming."""
+    psql = "runuser -u postgres -- psql -X -At -c "
+    lab.ssh(leader, psql + quote(f"CREATE TABLE IF NOT EXISTS fw_probe(tag text); INSERT INTO fw_probe VALUES ('{tag}')"))
+    for m in lab.members():
+        if m == leader:
+            continue
+        deadline = time.monotonic() + 30
+        while True:
+            out = lab.ssh(m, psql + quote(f"SELECT count(*) FROM fw_probe WHERE tag = '{tag}'"), check=False).stdout
+            if out.strip() == "1":
+                break
+            assert time.monotonic() < deadline, f"row {tag!r} written on {leader} never reached {m}"
+            time.sleep(1)
+    states = {x["Member"]: x for x in lab.patronictl_list(leader)}
+    for m in lab.members():
+        if m != leader:
+            assert states[m]["State"] == "streaming", states
+
+
+@pytest.fixture(scope="module")
+def clean(lab):
+    def _clean():
+        for m in lab.members():
+            lab.ssh(m, CLEANUP)
+
+    _clean()
+    yield _clean
+    _clean()
+
+
+def test_invalid_cidr_fails_and_changes_nothing(lab, run_playbook, clean):
+    run = run_playbook(PLAYBOOK, base_vars(lab, patroni_firewall_postgresql_allowed_networks=["10.20.0.0/16",
+                                                                                              "10.0.0.300/24"]))
+    assert run.rc != 0, run
+    assert "patroni_firewall_postgresql_allowed_networks[1]" in run.stdout and "10.0.0.300/24" in run.stdout, run
+    assert_nothing_changed(lab)
+
+    run = run_playbook(PLAYBOOK, base_vars(lab, patroni_firewall_api_extra_sources=["10.213.5.7/24"]))
+    assert run.rc != 0, run
+    assert "did you mean 10.213.5.0/24" in run.stdout, run
+    assert_nothing_changed(lab)
+
+
+def test_unknown_backend_fails_and_changes_nothing(lab, run_playbook, clean):
+    run = run_playbook(PLAYBOOK, base_vars(lab, patroni_firewall_backend="pf"))
+    assert run.rc != 0, run
+    for allowed in ("nftables", "iptables", "ufw", "firewalld"):
+        assert allowed in run.stdout, run
+    assert "pf" in run.stdout
+    assert_nothing_changed(lab)
+
+
+def test_check_mode_shows_the_ruleset_and_changes_nothing(lab, run_playbook, clean):
+    run = run_playbook(PLAYBOOK, base_vars(lab), check=True, diff=True)
+    assert run.rc == 0, run
+    assert all(run.recap[m]["changed"] > 0 for m in lab.members()), run
+    assert f"+\t\tip saddr {lab.ip('lb1')} tcp dport 5432 accept" in run.stdout, run
+    assert "+\t\ttcp dport 8008 drop" in run.stdout, run
+    assert_nothing_changed(lab)
+
+
+def test_nftables_isolates_the_cluster_and_keeps_it_healthy(lab, run_playbook, clean):
+    leader = lab.leader()
+    timeline = {x["Member"]: x["TL"] for x in lab.patronictl_list(leader)}
+
+    for m in lab.members():  # someone else's table, which loading ours must leave alone
+        lab.ssh(m, "nft add table ip fw_sentinel; nft add chain ip fw_sentinel c; nft add rule ip fw_sentinel c counter")
+
+    started = time.monotonic()
+    run = run_playbook(PLAYBOOK, base_vars(lab))
+    elapsed = time.monotonic() - started
+    assert run.rc == 0 and run.failed() == 0, run
+    assert all(run.recap[m]["changed"] > 0 for m in lab.members()), run
+    print(f"nftables first run: {elapsed:.1f}s")
+
+    for m in lab.members():
+        assert table_loaded(lab, m)
+        assert f'include "{NFT_FILE}"' in lab.ssh(m, "cat /etc/nftables.conf").stdout
+        # nothing else was flushed
+        assert "counter" in lab.ssh(m, "nft list table ip fw_sentinel").stdout
+    assert_isolated(lab)
+
+    # several Patroni loops (loop_wait 10 s) through the firewall: the leader key keeps being renewed over etcd
+    time.sleep(25)
+    assert lab.leader() == leader
+    after = {x["Member"]: x["TL"] for x in lab.patronictl_list(leader)}
+    assert after == timeline, (timeline, after)
+    assert_replicating(lab, leader, f"nft-{int(time.time())}")
+
+    rerun = run_playbook(PLAYBOOK, base_vars(lab))
+    assert rerun.rc == 0 and rerun.changed() == 0, rerun
+    check = run_playbook(PLAYBOOK, base_vars(lab), check=True, diff=True)
+    assert check.rc == 0 and check.changed() == 0, check
+
+
+def test_nftables_drift_is_reported_in_check_mode_and_repaired(lab, run_playbook, clean):
+    victim = lab.members()[1]
+    lab.ssh(victim, f"nft delete table inet {TABLE}")
+    check = run_playbook(PLAYBOOK, base_vars(lab), check=True)
+    assert check.rc == 0, check
+    assert check.recap[victim]["changed"] == 1 and check.changed() == 1, check
+    assert not table_loaded(lab, victim)
+
+    run = run_playbook(PLAYBOOK, base_vars(lab))
+    assert run.rc == 0 and run.recap[victim]["changed"] == 1 and run.changed() == 1, run
+    assert table_loaded(lab, victim)
+    assert probe(lab, "client1", [f"{lab.ip(victim)}:8008"])[f"{lab.ip(victim)}:8008"] == "timeout"
+
+
+def test_iptables_backend_for_real(lab, run_playbook, clean):
+    clean()
+    leader = lab.leader()
+    run = run_playbook(PLAYBOOK, base_vars(lab, patroni_firewall_backend="iptables"))
+    assert run.rc == 0 and run.failed() == 0, run
+    for m in lab.members():
+        assert not table_loaded(lab, m)
+        assert "-A INPUT -j PGHA-PATRONI" in lab.ssh(m, "iptables -S INPUT").stdout
+        assert "-A INPUT -j PGHA-PATRONI" in lab.ssh(m, "ip6tables -S INPUT").stdout
+    assert_isolated(lab)
+    time.sleep(15)
+    assert lab.leader() == leader
+    assert_replicating(lab, leader, f"ipt-{int(time.time())}")
+
+    rerun = run_playbook(PLAYBOOK, base_vars(lab, patroni_firewall_backend="iptables"))
+    assert rerun.rc == 0 and rerun.changed() == 0, rerun
+    clean()
+
+
+# ufw and firewalld cannot run in the lab (no systemd, no D-Bus), so their files are rendered and validated offline:
+# apply=false, on client1, into a scratch directory the test reads back (lab hosts share the controller's /tmp).
+
+UFW_SKELETON = """# minimal ufw-style before{six}.rules for the test
+*filter
+:ufw-before-input - [0:0]
+:ufw-before-output - [0:0]
+:ufw-before-forward - [0:0]
+-A ufw-before-input -i lo -j ACCEPT
+-A ufw-before-input -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+# don't delete the 'COMMIT' line or these rules won't be processed
+COMMIT
+"""
+
+
+def offline_vars(lab, tmp, **extra) -> dict:
+    return base_vars(
+        lab,
+        fw_hosts="client1",
+        patroni_firewall_apply=False,
+        patroni_firewall_ufw_before_rules=f"{tmp}/before.rules",
+        patroni_firewall_ufw_before6_rules=f"{tmp}/before6.rules",
+        patroni_firewall_firewalld_policy_file=f"{tmp}/firewalld/pgha-patroni.xml",
+        **extra,
+    )
+
+
+def test_ufw_rendered_and_validated_offline(lab, run_playbook, tmp_path):
+    tmp_path.chmod(0o755)
+    (tmp_path / "before.rules").write_text(UFW_SKELETON.format(six=""))
+    (tmp_path / "before6.rules").write_text(UFW_SKELETON.format(six="6"))
+    run = run_playbook(OFFLINE_PLAYBOOK, offline_vars(lab, tmp_path, patroni_firewall_backend="ufw"))
+    assert run.rc == 0 and run.recap["client1"]["changed"] > 0, run
+
+    v4 = (tmp_path / "before.rules").read_text()
+    assert "# BEGIN pgha.patroni.patroni_firewall" in v4
+    assert v4.index("-A ufw-before-input -j PGHA-PATRONI") < v4.index("\nCOMMIT")
+    assert f"-A PGHA-PATRONI -s {lab.ip('lb1')}/32 -p tcp -m tcp --dport 5432 -j ACCEPT" in v4
+    assert "-A PGHA-PATRONI -p tcp -m tcp --dport 8008 -j DROP" in v4
+    for name, tool in (("before.rules", "iptables-restore"), ("before6.rules", "ip6tables-restore")):
+        lab.ssh("client1", f"{tool} --test {tmp_path / name}")
+    # nothing may have been loaded on the host itself
+    assert "PGHA-PATRONI" not in lab.ssh("client1", "iptables -S").stdout
+
+    rerun = run_playbook(OFFLINE_PLAYBOOK, offline_vars(lab, tmp_path, patroni_firewall_backend="ufw"))
+    assert rerun.rc == 0 and rerun.changed() == 0, rerun
+
+    # a before.rules iptables-restore rejects is never replaced
+    broken = UFW_SKELETON.replace(":ufw-before-input - [0:0]\n", "")
+    (tmp_path / "before.rules").write_text(broken)
+    bad = run_playbook(OFFLINE_PLAYBOOK, offline_vars(lab, tmp_path, patroni_firewall_backend="ufw"))
+    assert bad.rc != 0 and "failed to validate" in bad.stdout, bad
+    assert (tmp_path / "before.rules").read_text() == broken
+
+
+def test_firewalld_rendered_and_validated_offline(lab, run_playbook, tmp_path):
+    import xml.etree.ElementTree as ET
+
+    tmp_path.chmod(0o755)
+    run = run_playbook(OFFLINE_PLAYBOOK, offline_vars(lab, tmp_path, patroni_firewall_backend="firewalld"))
+    assert run.rc == 0 and run.recap["client1"]["changed"] > 0, run
+    root = ET.parse(tmp_path / "firewalld" / "pgha-patroni.xml").getroot()
+    assert root.tag == "policy" and root.get("target") == "CONTINUE"
+    assert root.find("ingress-zone").get("name") == "ANY" and root.find("egress-zone").get("name") == "HOST"
+    accepts = {(r.find("source").get("address"), r.find("port").get("port"))
+               for r in root.findall("rule") if r.find("accept") is not None}
+    drops = {r.find("port").get("port") for r in root.findall("rule") if r.find("drop") is not None}
+    assert (lab.ip("lb1"), "5432") in accepts and (controller(lab), "8008") in accepts
+    assert (lab.ip("client1"), "8008") not in accepts and (controller(lab), "5432") not in accepts
+    assert drops == {"8008", "5432", "2379", "2380"}
+    rerun = run_playbook(OFFLINE_PLAYBOOK, offline_vars(lab, tmp_path, patroni_firewall_backend="firewalld"))
+    assert rerun.rc == 0 and rerun.changed() == 0, rerun
