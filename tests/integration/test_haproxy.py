@@ -21,7 +21,7 @@ LB = "lb1"
 CFG = "/etc/haproxy/haproxy.cfg"
 SOCK = "/run/haproxy/admin.sock"
 STATE_FILE = "/var/lib/haproxy/server-state"
-SAVE_STATE = "/usr/local/sbin/pgha-haproxy-save-state"
+SAVE_STATE = "/usr/bin/python3 /usr/local/lib/pgha/pgha_haproxy_save_state.py"
 
 # Prints "<proxy> <server> <op_state>" per server from HAProxy's runtime API (op_state 2 = UP, 0 = DOWN).
 SHOW_STATE = (
@@ -46,7 +46,7 @@ class Pg:
 
     def query(self, port_: int, sql: str, host: str | None = None, timeout: float = 5) -> subprocess.CompletedProcess:
         dsn = f"host={host or self.lb_ip} port={port_} user={self.user} dbname=postgres connect_timeout=2"
-        return subprocess.run(["psql", dsn, "-XAtqc", sql], capture_output=True, text=True, timeout=timeout,
+        return subprocess.run(["psql", dsn, "-XAtqc", sql], capture_output=True, text=True, check=False, timeout=timeout,
                               env={"PGPASSWORD": self.password, "PATH": "/usr/bin:/bin"})
 
     def where(self, port_: int) -> tuple[str, bool] | None:
@@ -130,13 +130,13 @@ class Writer(threading.Thread):
             self.stop.wait(max(0.0, 0.05 - (time.monotonic() - started)))
 
     def first_on(self, addr: str) -> float | None:
-        return next((t for t, a, _ in self.results if a == addr), None)
+        return next((r[0] for r in self.results if r[1] == addr), None)
 
     def on_replica(self) -> list:
         return [r for r in self.results if r[2]]
 
     def longest_gap(self) -> float:
-        ok = [t for t, addr, _ in self.results if addr]
+        ok = [r[0] for r in self.results if r[1]]
         return max((b - a for a, b in zip(ok, ok[1:])), default=0.0)
 
 
@@ -210,7 +210,7 @@ def test_bad_lag_unit_fails_clearly_and_touches_nothing(applied, run_playbook, l
 def test_writes_go_to_the_primary_only(applied, lab, pg):
     for index, scope in enumerate(scopes(lab)):
         leader_ip = lab.ip(lab.leader(scope))
-        seen = {pg.where(port(index, 0)) for _ in range(10)}
+        seen = {pg.where(port(index, 0)) for _unused in range(10)}
         assert seen == {(leader_ip, False)}, f"{scope}: write port reached {seen}, leader is {leader_ip}"
 
 
@@ -221,10 +221,10 @@ def test_reads_spread_over_the_replicas(applied, lab, pg):
         # read checks need two good answers (rise 2, inter 2s) after any earlier disturbance
         wait_for(f"{scope} replicas all UP", lambda: all(
             op == 2 for (p, s), op in lb_state(lab).items() if p == f"{scope}_replicas" and s != leader), 20)
-        seen = [pg.where(port(index, 1)) for _ in range(12)]
+        seen = [pg.where(port(index, 1)) for _unused in range(12)]
         assert {s[0] for s in seen} == replica_ips, f"{scope}: replicas port reached {seen}"
         assert all(s[1] for s in seen), f"{scope}: a read on the replicas port reached a primary: {seen}"
-        read_only = {pg.where(port(index, 2))[0] for _ in range(12)}
+        read_only = {pg.where(port(index, 2))[0] for _unused in range(12)}
         assert read_only == replica_ips | {lab.ip(leader)}, f"{scope}: read-only port reached {read_only}"
 
 
@@ -235,7 +235,7 @@ def test_two_clusters_stay_apart(applied, lab, pg):
     for index, scope in enumerate(scopes(lab)):
         own = {lab.ip(m) for m in lab.members(scope)}
         for offset in range(3):
-            seen = {pg.where(port(index, offset))[0] for _ in range(6)}
+            seen = {pg.where(port(index, offset))[0] for _unused in range(6)}
             assert seen <= own, f"port {port(index, offset)} of {scope} reached {seen}, outside {own}"
         for block in cfg.split("\nlisten ")[1:]:
             if block.startswith(f"{scope}_"):
@@ -311,7 +311,7 @@ def test_reload_under_load_routes_no_write_to_a_replica(applied, lab, pg, run_pl
     assert writer.results, "the writer never ran"
     assert not writer.on_replica(), f"writes answered by a replica: {writer.on_replica()[:5]}"
     leader_ip = lab.ip(lab.leader("c1"))
-    assert {addr for _, addr, _ in writer.results if addr} == {leader_ip}
+    assert {r[1] for r in writer.results if r[1]} == {leader_ip}
     failed = [r for r in writer.results if r[1] is None]
     assert len(failed) == 0, f"{len(failed)} of {len(writer.results)} writes failed during a plain reload"
 
@@ -348,15 +348,15 @@ def test_crash_failover_write_port_follows(applied, lab, pg):
         time.sleep(1)
         for what in ("patroni", "postgres"):
             proc = subprocess.run(["python3", str(LAB_SCRIPT), what, leader, "kill", "--dir", str(lab.dir)],
-                                  capture_output=True, text=True, timeout=60)
+                                  capture_output=True, text=True, check=False, timeout=60)
             assert proc.returncode == 0, proc.stdout + proc.stderr
         killed = time.monotonic()
         watcher.start()
 
         def new_primary():
             where = pg.where(port(0, 0))
-            return where if where and where[0] != lab.ip(leader) and not where[1] else None
-        new_ip, _ = wait_for("write port on a new primary", new_primary, 90)
+            return where[0] if where and where[0] != lab.ip(leader) and not where[1] else None
+        new_ip = wait_for("write port on a new primary", new_primary, 90)
         routed = time.monotonic() - killed
         time.sleep(1)
     finally:
@@ -365,7 +365,7 @@ def test_crash_failover_write_port_follows(applied, lab, pg):
         writer.join(10)
         watcher.join(5)
         subprocess.run(["python3", str(LAB_SCRIPT), "patroni", leader, "start", "--dir", str(lab.dir)],
-                       capture_output=True, text=True, timeout=120)
+                       capture_output=True, text=True, check=False, timeout=120)
     assert not writer.on_replica(), f"writes answered by a replica: {writer.on_replica()[:5]}"
     new_leader = lab.leader("c1")
     assert lab.ip(new_leader) == new_ip
@@ -391,7 +391,7 @@ def test_lagging_replica_leaves_the_read_pool(applied, lab, pg):
                                      "from generate_series(1, 8000) g; drop table hx_lag", timeout=60)
         assert wrote.returncode == 0, wrote.stderr
         wait_for(f"{lagging} DOWN in c1_replicas", lambda: lb_state(lab)[("c1_replicas", lagging)] == 0, 30)
-        seen = {pg.where(port(0, 1))[0] for _ in range(8)}
+        seen = {pg.where(port(0, 1))[0] for _unused in range(8)}
         assert seen == {lab.ip(other)}, f"replicas port reached {seen} while {lagging} lags"
     finally:
         pg.query(5432, "select pg_wal_replay_resume()", host=lab.ip(lagging))

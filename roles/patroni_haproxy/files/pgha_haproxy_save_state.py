@@ -1,10 +1,9 @@
-#!/usr/bin/python3
 # Copyright: pgha maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Save HAProxy's live server states for the next process (installed by the pgha.patroni.patroni_haproxy role).
 
-Usage: pgha-haproxy-save-state <runtime API socket> <server-state-file>
+Usage: python3 pgha_haproxy_save_state.py <runtime API socket> <server-state-file>
 
 Run it right before "service haproxy reload". The new process reads the file (load-server-state-from-file) and
 starts with each server as the old process last saw it, instead of "UP until the first failed check".
