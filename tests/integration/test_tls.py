@@ -219,3 +219,31 @@ def test_invalid_cidr_stops_with_nothing_changed(tl_lab):
     assert rc != 0
     assert "allowlist entry '10.213.0.0/33' is not a valid CIDR network" in out
     assert tl_lab.ssh(host, "md5sum /etc/patroni/patroni.yml").stdout == before
+
+
+def test_dual_stack_listen_gets_ipv4_mapped_allowlist(tl_lab):
+    """listen '*:8008' makes IPv4 clients arrive as ::ffff:a.b.c.d; the role's mapped entries let lb1 through."""
+    host = STATE.get("order", tl_lab.members)[0]
+    ip = tl_lab.ip(host)
+    probe = f"curl -sk -X POST -d '{{}}' https://{ip}:8008/restart"
+
+    def wait_for_answer(expected: str) -> str:
+        deadline = time.monotonic() + 60
+        answer = ""
+        while time.monotonic() < deadline:
+            answer = tl_lab.ssh("lb1", probe, check=False).stdout
+            if answer == expected:
+                break
+            time.sleep(2)
+        return answer
+
+    tl_lab.ssh(host, "sed -i \"s/^  listen: .*:8008$/  listen: '*:8008'/\" /etc/patroni/patroni.yml && service patroni reload")
+    # the gotcha itself: lb1 is allowlisted by its IPv4 address but is now refused
+    assert wait_for_answer("Access is denied") == "Access is denied"
+    rc, out, recap, dummy = run_playbook(tl_lab, [host], limit=host)
+    assert rc == 0, out[-4000:]
+    allow = tl_lab.ssh(host, "grep -A12 '^  allowlist:' /etc/patroni/patroni.yml").stdout
+    assert f"::ffff:{tl_lab.ip('lb1')}" in allow
+    # past the allowlist now; refused only for lacking a client certificate (verify_client: optional)
+    assert wait_for_answer("client certificate required") == "client certificate required"
+    assert tl_lab.ssh("client1", probe, check=False).stdout == "Access is denied"
