@@ -1,0 +1,137 @@
+#!/usr/bin/python
+# Copyright (c) 2026, pgha maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: patroni_maintenance
+short_description: Pause or resume automatic failover of a Patroni cluster
+version_added: 0.1.0
+description:
+  - Sets maintenance mode the way C(patronictl pause) and C(resume) do, with C(PATCH /config) V({"pause": true})
+    or V({"pause": null}), only when the dynamic configuration does not say so already.
+  - With O(wait), then waits until every member reports the new state in its C(GET /patroni); members apply it on
+    their next HA loop.
+  - While paused, Patroni does not fail over, does not restart a stopped PostgreSQL and refuses scheduled restarts
+    and switchovers; a switchover needs a named candidate.
+extends_documentation_fragment:
+  - pgha.patroni._connection
+  - pgha.patroni._attributes
+  - pgha.patroni._attributes.ACTIONGROUP_PATRONI
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Reports whether the pause flag would change; does not wait.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+options:
+  state:
+    description: V(paused) sets maintenance mode, V(resumed) ends it.
+    type: str
+    choices: [paused, resumed]
+    required: true
+  wait:
+    description: Wait until every member reports the state.
+    type: bool
+    default: true
+  wait_timeout:
+    description: Seconds to wait for the members.
+    type: float
+    default: 60
+  wait_sleep:
+    description: Seconds between two polls.
+    type: float
+    default: 1
+  member_api_urls:
+    description: More members to ask for C(/cluster) when O(api_url) does not answer.
+    type: list
+    elements: str
+    default: []
+requirements:
+  - requests
+seealso:
+  - module: pgha.patroni.patroni_config
+author:
+  - pgha maintainers (@pgha)
+"""
+
+EXAMPLES = r"""
+- name: Pause the cluster for maintenance
+  pgha.patroni.patroni_maintenance:
+    api_url: http://10.213.0.11:8008
+    state: paused
+
+- name: Resume
+  pgha.patroni.patroni_maintenance:
+    api_url: http://10.213.0.11:8008
+    state: resumed
+"""
+
+RETURN = r"""
+paused:
+  description: Whether the cluster is paused after the task.
+  returned: always
+  type: bool
+  sample: true
+was_paused:
+  description: Whether the dynamic configuration said paused before the task.
+  returned: always
+  type: bool
+  sample: false
+members:
+  description: Members that reported the state (empty in check mode or without O(wait)).
+  returned: always
+  type: list
+  elements: str
+  sample: ["c1m1", "c1m2", "c1m3"]
+elapsed:
+  description: Seconds waited for the members.
+  returned: when waited
+  type: float
+  sample: 2.1
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.pgha.patroni.plugins.module_utils._api_client import (
+    PatroniError,
+    client_from_params,
+    connection_module_kwargs,
+    ensure_requests,
+)
+from ansible_collections.pgha.patroni.plugins.module_utils._dynamic_config import MaintenanceRunner
+from ansible_collections.pgha.patroni.plugins.module_utils._operations import PatroniOperationTimeout
+
+
+def main() -> None:
+    module = AnsibleModule(
+        supports_check_mode=True,
+        **connection_module_kwargs(dict(
+            state=dict(type="str", choices=["paused", "resumed"], required=True),
+            wait=dict(type="bool", default=True),
+            wait_timeout=dict(type="float", default=60.0),
+            wait_sleep=dict(type="float", default=1.0),
+            member_api_urls=dict(type="list", elements="str", default=[]),
+        )),
+    )
+    ensure_requests(module)
+    params = module.params
+    try:
+        result = MaintenanceRunner(
+            client_from_params(params, module), params["state"], check_mode=module.check_mode, wait=params["wait"],
+            wait_timeout=params["wait_timeout"], wait_sleep=params["wait_sleep"],
+            member_api_urls=params["member_api_urls"]).run()
+    except PatroniOperationTimeout as err:
+        module.fail_json(msg=str(err), error=err.to_dict(), **err.details)
+    except PatroniError as err:
+        module.fail_json(msg=str(err), error=err.to_dict())
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

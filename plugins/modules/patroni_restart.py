@@ -1,0 +1,159 @@
+#!/usr/bin/python
+# Copyright (c) 2026, pgha maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: patroni_restart
+short_description: Restart PostgreSQL on Patroni members through the REST API
+version_added: 0.1.0
+description:
+  - Sends C(POST /restart) to the member O(api_url) points at, to the members named in O(members), or to every
+    member of the cluster (O(all_members)). Patroni restarts PostgreSQL only; Patroni itself keeps running and keeps
+    the leader lock, so restarting the primary does not fail over.
+  - Members are restarted one at a time, replicas first and the primary last; each request returns when
+    PostgreSQL is up again (or after O(restart_timeout)).
+  - O(role) and O(pending_only) filter the members before anything is sent, from C(GET /cluster); with
+    O(pending_only) Patroni checks the flag again itself.
+  - With O(scheduled_at) Patroni restarts at that time and the module returns at once; a member that already has
+    this schedule is left alone.
+extends_documentation_fragment:
+  - pgha.patroni._connection
+  - pgha.patroni._attributes
+  - pgha.patroni._attributes.ACTIONGROUP_PATRONI
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Lists the members that would be restarted.
+  diff_mode:
+    support: none
+  idempotent:
+    support: partial
+    details:
+      - With O(pending_only) or O(scheduled_at) a second run does nothing; otherwise every run restarts.
+options:
+  members:
+    description: Names of the members to restart. Mutually exclusive with O(all_members).
+    type: list
+    elements: str
+    default: []
+  all_members:
+    description: Restart every member of the cluster.
+    type: bool
+    default: false
+  pending_only:
+    description: Only members that report C(pending_restart) (a changed parameter needs a restart).
+    type: bool
+    default: false
+  role:
+    description: Only the primary, only replicas, or any member.
+    type: str
+    choices: [primary, replica, any]
+    default: any
+  scheduled_at:
+    description: When Patroni should restart, ISO 8601 with a time zone; refused when naive or in the past.
+    type: str
+  restart_timeout:
+    description:
+      - Seconds Patroni waits for PostgreSQL to start (the C(timeout) of C(POST /restart)); Patroni's default is
+        C(primary_start_timeout), 300 s.
+      - The HTTP request waits this long plus 30 s, whatever O(timeout) says.
+    type: int
+  member_api_urls:
+    description: More members to ask for C(/cluster) when O(api_url) does not answer.
+    type: list
+    elements: str
+    default: []
+requirements:
+  - requests
+seealso:
+  - module: pgha.patroni.patroni_config
+author:
+  - pgha maintainers (@pgha)
+"""
+
+EXAMPLES = r"""
+- name: Restart every member that needs it, replicas first
+  pgha.patroni.patroni_restart:
+    api_url: http://10.213.0.11:8008
+    all_members: true
+    pending_only: true
+
+- name: Restart the replicas tonight
+  pgha.patroni.patroni_restart:
+    api_url: http://10.213.0.11:8008
+    all_members: true
+    role: replica
+    scheduled_at: "2026-11-28T02:00:00+00:00"
+"""
+
+RETURN = r"""
+restarted:
+  description: Members restarted (or that would be in check mode), in order.
+  returned: without O(scheduled_at)
+  type: list
+  elements: str
+  sample: ["c1m2", "c1m3", "c1m1"]
+scheduled:
+  description: Members where a restart was scheduled.
+  returned: with O(scheduled_at)
+  type: list
+  elements: str
+  sample: ["c1m2"]
+not_restarted:
+  description:
+    - Members left alone, with the reason. (Not called C(skipped), which Ansible would read as a skipped task.)
+  returned: always
+  type: dict
+  sample: {"c1m1": "not a replica (role=replica)"}
+messages:
+  description: Patroni's answer per member.
+  returned: always
+  type: dict
+  sample: {"c1m2": "restarted successfully"}
+scheduled_at:
+  description: The schedule sent.
+  returned: always
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.pgha.patroni.plugins.module_utils._api_client import (
+    PatroniError,
+    client_from_params,
+    connection_module_kwargs,
+    ensure_requests,
+)
+from ansible_collections.pgha.patroni.plugins.module_utils._operations import RestartRunner
+
+
+def main() -> None:
+    kwargs = connection_module_kwargs(dict(
+        members=dict(type="list", elements="str", default=[]),
+        all_members=dict(type="bool", default=False),
+        pending_only=dict(type="bool", default=False),
+        role=dict(type="str", choices=["primary", "replica", "any"], default="any"),
+        scheduled_at=dict(type="str"),
+        restart_timeout=dict(type="int"),
+        member_api_urls=dict(type="list", elements="str", default=[]),
+    ))
+    module = AnsibleModule(supports_check_mode=True, mutually_exclusive=[["members", "all_members"]], **kwargs)
+    ensure_requests(module)
+    params = module.params
+    try:
+        result = RestartRunner(
+            client_from_params(params, module), check_mode=module.check_mode, members=params["members"],
+            all_members=params["all_members"], pending_only=params["pending_only"], role=params["role"],
+            scheduled_at=params["scheduled_at"], restart_timeout=params["restart_timeout"],
+            member_api_urls=params["member_api_urls"]).run()
+    except PatroniError as err:
+        module.fail_json(msg=str(err), error=err.to_dict())
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
