@@ -192,7 +192,9 @@ class PrimaryWaiter:
                 text += f"; {self.member} is not a member of the cluster"
             missing.append(text)
         if missing:
-            self.missing = missing
+            # The wrong member leads: no point asking it, but the other conditions still get reported.
+            replicas = self._replicas_missing(members, leader, leader["timeline"])
+            self.missing = missing + ([replicas] if replicas else [])
             return None
 
         status = self._ask_leader(leader, missing)

@@ -199,6 +199,16 @@ def test_replicas_on_the_old_timeline_do_not_count(fake):
     assert info.value.details["missing"] == ["1 of 2 replicas streaming (min_replicas)"]
 
 
+def test_every_missing_condition_is_listed(fake):
+    clock = Clock()
+    fake.expect(GET(M1 + "/cluster", json_body=cluster("c1m1", **{"c1m3": {"state": "stopped"}})))
+    with pytest.raises(PatroniWaitTimeout) as info:
+        wait_for_primary(PatroniClient(M1), member="c1m3", min_replicas=2, wait_timeout=0, clock=clock.monotonic,
+                         sleep=clock.sleep)
+    assert info.value.details["missing"] == ["c1m1 is primary, not c1m3 (member)",
+                                             "1 of 2 replicas streaming (min_replicas)"]
+
+
 def test_member_that_is_not_in_the_cluster(fake):
     clock = Clock()
     fake.expect(GET(M1 + "/cluster", json_body=cluster("c1m1")))
