@@ -123,8 +123,8 @@ class DynamicConfig:
                                         "not a JSON object", url=self.client.url_for("/config"))
         return doc
 
-    def converge(self, desired: dict[str, t.Any], check_mode: bool) -> tuple[dict[str, t.Any], dict[str, t.Any],
-                                                                               dict[str, t.Any], int]:
+    def converge(self, desired: dict[str, t.Any],
+                 check_mode: bool) -> tuple[dict[str, t.Any], dict[str, t.Any], dict[str, t.Any], int]:
         """(before, after, patch sent, conflicts retried); after is Patroni's own answer when a PATCH was sent."""
         conflicts = 0
         while True:

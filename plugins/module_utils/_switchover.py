@@ -229,8 +229,8 @@ class SwitchoverRunner(_Operation):
         if self.check_mode:
             return dict(result, msg=f"would switch cluster {scope} over from {leader['name']} to {to}{when}")
 
-        status, text = self._post(require_api_url(leader), body, f"switchover of cluster {scope} from "
-                                                                  f"{leader['name']} to {to}{when}")
+        description = f"switchover of cluster {scope} from {leader['name']} to {to}{when}"
+        status, text = self._post(require_api_url(leader), body, description)
         result["answer"] = text
         if status == 202:
             return dict(result, msg=f"switchover of cluster {scope} from {leader['name']} to {to} scheduled{when}")

@@ -10,8 +10,8 @@ module: patroni_maintenance
 short_description: Pause or resume automatic failover of a Patroni cluster
 version_added: 0.1.0
 description:
-  - Sets maintenance mode the way C(patronictl pause) and C(resume) do, with C(PATCH /config) V({"pause": true})
-    or V({"pause": null}), only when the dynamic configuration does not say so already.
+  - Sets maintenance mode the way C(patronictl pause) and C(resume) do, with C(PATCH /config) setting C(pause) to
+    V(true) or V(null), only when the dynamic configuration does not say so already.
   - With O(wait), then waits until every member reports the new state in its C(GET /patroni); members apply it on
     their next HA loop.
   - While paused, Patroni does not fail over, does not restart a stopped PostgreSQL and refuses scheduled restarts
