@@ -1,0 +1,35 @@
+# Copyright (c) 2026, pgha maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.pgha.patroni.plugins.modules import patroni_restart
+from ansible_collections.pgha.patroni.tests.unit.helpers.fake_http import GET, Call
+from ansible_collections.pgha.patroni.tests.unit.helpers.fixtures import fake  # noqa: F401 pylint: disable=unused-import
+from ansible_collections.pgha.patroni.tests.unit.helpers.module import AnsibleFailJson, load_fixture, run_module
+
+M1 = "http://10.213.0.11:8008"
+
+
+def test_members_and_all_members_exclude_each_other(monkeypatch):
+    with pytest.raises(AnsibleFailJson) as info:
+        run_module(monkeypatch, patroni_restart.main, {"api_url": M1, "members": ["c1m1"], "all_members": True})
+    assert info.value.result["msg"] == "parameters are mutually exclusive: members|all_members"
+
+
+def test_pending_only_restarts_the_pending_member(fake, monkeypatch):
+    post = Call("POST", "http://10.213.0.13:8008/restart", 200, body="restarted successfully")
+    fake.expect(GET(M1 + "/cluster", json_body=load_fixture("patroni-4.1", "cluster.json")), post)
+    result = run_module(monkeypatch, patroni_restart.main, {"api_url": M1, "all_members": True, "pending_only": True})
+    assert result["changed"] is True and result["restarted"] == ["c1m3"]
+    assert sorted(result["not_restarted"]) == ["c1m1", "c1m2"]
+    assert post.seen[0]["json"] == {"restart_pending": True}
+
+
+def test_bad_role(monkeypatch):
+    with pytest.raises(AnsibleFailJson) as info:
+        run_module(monkeypatch, patroni_restart.main, {"api_url": M1, "role": "master"})
+    assert info.value.result["msg"].startswith("value of role must be one of: primary, replica, any")
