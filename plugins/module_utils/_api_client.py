@@ -300,7 +300,7 @@ def client_from_params(params: dict[str, t.Any], module: t.Any = None) -> Patron
         client_cert=params.get("client_cert"),
         client_key=params.get("client_key"),
         validate_certs=params.get("validate_certs", True),
-        timeout=params.get("timeout") or DEFAULT_TIMEOUT,
+        timeout=DEFAULT_TIMEOUT if params.get("timeout") is None else params["timeout"],
     )
 
 

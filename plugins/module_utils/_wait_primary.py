@@ -144,11 +144,10 @@ class PrimaryWaiter:
                 if not err.retryable:
                     raise
                 self.errors[url] = err.msg
-                # A member that failed goes last, so one dead host does not cost a timeout every round.
-                self.order.remove(url)
-                self.order.append(url)
                 continue
             self.errors.pop(url, None)
+            # The member that answered is asked first next round, so a dead one costs one timeout, not one
+            # per round.
             self.order.remove(url)
             self.order.insert(0, url)
             self.source = url

@@ -98,6 +98,21 @@ def test_lock_before_promotion_is_not_enough(fake):
     assert clock.sleeps == [0.25, 0.25]
 
 
+def test_polls_start_every_wait_sleep_however_long_a_round_takes(fake):
+    """Detection latency stays about wait_sleep: time spent in requests is taken off the pause."""
+    clock = Clock()
+
+    def slow(_kwargs):
+        clock.now += 0.3
+
+    fake.expect(GET(M1 + "/cluster", json_body=cluster(None), check=slow))
+    fake.expect(GET(M1 + "/cluster", json_body=cluster(None), check=slow))
+    fake.expect(GET(M1 + "/cluster", json_body=cluster("c1m1"), check=slow), *leader_ok(M1, "c1m1"))
+    result = wait_for_primary(PatroniClient(M1), wait_sleep=1, clock=clock.monotonic, sleep=clock.sleep)
+    assert clock.sleeps == [0.7, 0.7]
+    assert (result["polls"], result["elapsed"]) == (3, 2.3)
+
+
 def test_not_member_waits_for_another_primary_and_min_timeline(fake):
     clock = Clock()
     fake.expect(GET(M1 + "/cluster", json_body=cluster("c1m1")))

@@ -60,6 +60,7 @@ def test_unreachable_node_fails_with_the_classified_error(monkeypatch):
 
 @pytest.mark.parametrize("args, message", [
     ({"api_username": "api"}, "parameters are required together: api_username, api_password"),
+    ({"timeout": 0}, "timeout=0.0 must be more than 0 seconds"),
     ({"client_key": "/tmp/k.pem"}, "missing parameter(s) required by 'client_key': client_cert"),
     ({"health_lag": "16mb"}, "health_lag='16mb' is not a size Patroni understands: give bytes (e.g. 1048576) or a "
                              "number with one of the case-sensitive units B, kB, MB, GB, TB (e.g. 16MB). Patroni "
