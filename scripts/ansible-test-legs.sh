@@ -12,12 +12,25 @@ pgha_run_leg() {
     shift 2
     read -r venv python <<<"${PGHA_LEGS[${leg}]}"
     pgha_require_venv "${venv}"
-    pgha_log "ansible-test ${command} --local --python ${python} (ansible-core ${leg}) $*"
+    local selector=()
+    # sanity without --python runs compile/import on every Python 3.x on PATH (the target versions); units
+    # only has pytest in the venv, so it must stay on the venv's interpreter.
+    if [[ "${command}" != sanity ]]; then
+        selector=(--python "${python}")
+    fi
+    pgha_log "ansible-test ${command} --local ${selector[*]} (ansible-core ${leg}, controller Python ${python}) $*"
     (
-        cd "${PGHA_COLLECTION_DIR}" || exit 1
         PATH="$(pgha_target_python_path "${venv}")"
         export PATH
-        ansible-test "${command}" --local --python "${python}" --color no "$@"
+        if [[ "${command}" == units ]]; then
+            # pytest resolves the working directory itself, so units needs the tree as a real directory.
+            exec "${PGHA_REPO}/scripts/in-collection-tree.sh" ansible-test "${command}" --local "${selector[@]}" --color no "$@"
+        fi
+        cd "${PGHA_COLLECTION_DIR}" || exit 1
+        # ansible-test locates the collection from os.getcwd(), which resolves our symlink back to the repo
+        # (no ansible_collections/ parent there); the content root variable makes it use the tree's path.
+        export ANSIBLE_TEST_CONTENT_ROOT="${PGHA_COLLECTION_DIR}"
+        ansible-test "${command}" --local "${selector[@]}" --color no "$@"
     )
 }
 

@@ -34,13 +34,12 @@ pgha_pyenv_root() {
 pgha_find_python() {
     local minor="$1" root candidate found=""
     root="$(pgha_pyenv_root)"
-    for candidate in "${root}/versions/${minor}".*/bin/python; do
-        [[ -x "${candidate}" ]] || continue
-        # pyenv names like 3.12.1, never 3.120.x: a plain glob plus a version check is enough
-        if "${candidate}" -c "import sys; sys.exit(0 if '%d.%d' % sys.version_info[:2] == '${minor}' else 1)" 2>/dev/null; then
-            found="${candidate}"
+    # pyenv names each directory after the exact version (3.12.1); pick the newest patch release.
+    found="$(for candidate in "${root}/versions/${minor}".[0-9]*/bin/python; do
+        if [[ "${candidate}" =~ /versions/${minor//./\\.}\.[0-9]+/bin/python$ && -x "${candidate}" ]]; then
+            printf '%s\n' "${candidate}"
         fi
-    done
+    done | sort -V | tail -n 1)"
     if [[ -z "${found}" ]]; then
         found="$(command -v "python${minor}" 2>/dev/null || true)"
         [[ -n "${found}" && "${found}" != */shims/* ]] || found=""
@@ -58,7 +57,14 @@ pgha_target_python_path() {
             dirs="${dirs}:$(dirname "${py}")"
         fi
     done
-    printf '%s\n' "${venv}/bin${dirs}:${PATH}"
+    # pyenv shims would add whatever other versions are installed (3.8, 2.7): keep the set above exact.
+    local entry rest="" old_ifs="${IFS}"
+    IFS=:
+    for entry in ${PATH}; do
+        [[ "${entry}" == */shims ]] || rest="${rest}:${entry}"
+    done
+    IFS="${old_ifs}"
+    printf '%s\n' "${venv}/bin${dirs}${rest}"
 }
 
 pgha_require_venv() {
