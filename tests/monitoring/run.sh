@@ -24,7 +24,7 @@ trap 'rm -rf "$work"' EXIT
 # $1 = output file name, $2 = not_after (epoch seconds) of the one certificate the tests use
 render() {
     ANSIBLE_LOCALHOST_WARNING=False ANSIBLE_INVENTORY_UNPARSED_WARNING=False ANSIBLE_NOCOLOR=1 \
-        "$venv/bin/ansible" localhost -c local -o -m ansible.builtin.template \
+        "$venv/bin/ansible" localhost -c local -m ansible.builtin.template \
         -a "src=$role/templates/patroni.rules.yml.j2 dest=$work/$1 mode=0644" \
         -e "@$role/defaults/main.yml" \
         -e "{\"__patroni_prometheus_certificates\": [{\"scope\": \"c1\", \"name\": \"m1\", \"not_after\": $2}]}" \
