@@ -101,6 +101,9 @@ def served_certificate(host: str, port: int, client_cert: str | None, client_key
 
 def run(module: AnsibleModule) -> dict:
     p = module.params
+    if module.check_mode:
+        # Before any file check: in a dry run the CA and certificates may exist only as a prediction.
+        return {"changed": True, "elapsed": 0.0, "evidence": "", "served_serial": ""}
     client = api.client_from_params(p, module)
     parts = urlsplit(client.base_url)
     host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
@@ -110,9 +113,6 @@ def run(module: AnsibleModule) -> dict:
         if not _tls.HAS_CRYPTOGRAPHY:
             module.fail_json(msg="cryptography is needed to compare certificate_path with the served certificate")
         wanted_der = _tls.load_certificate_file(p["certificate_path"]).public_bytes(_tls.serialization.Encoding.DER)
-
-    if module.check_mode:
-        return {"changed": True, "elapsed": 0.0, "evidence": "", "served_serial": ""}
 
     before = served_certificate(host, port, p["client_cert"], p["client_key"])
     loop_wait = 10

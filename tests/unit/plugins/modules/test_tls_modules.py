@@ -17,7 +17,8 @@ from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.pgha.patroni.plugins.module_utils import _tls
 from ansible_collections.pgha.patroni.plugins.modules import (patroni_tls_ca, patroni_tls_certificate,
-                                                              patroni_tls_csr, patroni_tls_install, patroni_yml)
+                                                              patroni_tls_csr, patroni_tls_install,
+                                                              patroni_tls_reload, patroni_yml)
 
 
 class Exit(Exception):
@@ -232,3 +233,10 @@ def test_patroni_yml_check_mode_tolerates_files_not_made_yet(tmp_path):
     failed, res = run(patroni_yml, args)
     assert failed and res["msg"] == (f"cannot read certificate {tmp_path / 'api.crt'}: No such file or directory; "
                                      f"{path} was not changed, because Patroni would leave its REST API dead on reload")
+
+
+def test_reload_dry_run_sends_nothing_even_before_files_exist(tmp_path):
+    failed, res = run(patroni_tls_reload, {"api_url": "https://10.0.0.11:8008", "ca_path": str(tmp_path / "ca.crt"),
+                                           "certificate_path": str(tmp_path / "api.crt"),
+                                           "reload_command": ["false"]}, check=True)
+    assert not failed and res["changed"] and res["elapsed"] == 0.0
