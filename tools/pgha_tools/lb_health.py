@@ -33,8 +33,8 @@ from ansible_collections.pgha.patroni.tools.pgha_tools.common import (
 DEFAULT_LISTEN = "0.0.0.0"
 DEFAULT_PORT = 8010
 DEFAULT_API_URL = "https://127.0.0.1:8008"
-# Cloud load balancers give a check 2 s (GCP's minimum timeout is 1 s, AWS NLB's default 6-10 s, Azure's probe
-# interval 5 s); answering 503 ourselves within 2 s beats the balancer timing out and logging nothing useful.
+# Below the few seconds load balancers commonly allow a check: answering 503 with a reason ourselves beats the
+# balancer timing out and logging nothing useful.
 DEFAULT_TIMEOUT = 2.0
 
 # Our path -> Patroni's path, and whether it takes ?lag=

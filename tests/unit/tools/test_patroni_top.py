@@ -32,7 +32,7 @@ def refused(url: str) -> requests.exceptions.ConnectionError:
 
 
 def member(name: str, role: str = "replica", state: str = "streaming", lag: int | None = 0, **extra) -> dict:
-    row = {"name": name, "host": "10.0.0.1", "api_url": f"http://10.0.0.1:8008/patroni", "role": role,
+    row = {"name": name, "host": "10.0.0.1", "api_url": "http://10.0.0.1:8008/patroni", "role": role,
            "sync": False, "quorum": False, "state": state, "timeline": 2, "lag": None if role == "primary" else lag,
            "lag_human": None if role == "primary" else top.human_bytes(lag), "pending_restart": False, "tags": {},
            "version": "4.1.5", "in_cluster": True, "reachable": True, "reason": None}
@@ -41,12 +41,16 @@ def member(name: str, role: str = "replica", state: str = "streaming", lag: int 
 
 
 def snapshot(members: list[dict], **extra) -> dict:
-    snap = {"label": "c1", "scope": "c1", "source": M1, "leader": next((m["name"] for m in members
-                                                                         if m["role"] == "primary"), None),
+    leader = next((m["name"] for m in members if m["role"] == "primary"), None)
+    snap = {"label": "c1", "scope": "c1", "source": M1, "leader": leader,
             "paused": False, "scheduled_switchover": None, "last_failover": None, "members": members,
             "warnings": [], "error": None}
     snap.update(extra)
     return snap
+
+
+def text_of(line: list) -> str:
+    return "".join(text for text, dummy in line)
 
 
 def row_of(lines: list, name: str) -> list:
@@ -69,7 +73,7 @@ def test_primary_is_highlighted_and_marked():
     lines = top.render([snapshot([member("c1m1", "primary", "running"), member("c1m2")])], now=NOW)
     primary = row_of(lines, "c1m1")
     assert primary[0][1] == top.PRIMARY
-    assert "".join(s for s, _ in primary).lstrip().startswith("*  c1m1")
+    assert text_of(primary).lstrip().startswith("*  c1m1")
     assert row_of(lines, "c1m2")[0][1] == top.NORMAL
     assert "leader c1m1" in top.plain(lines)
 
@@ -80,7 +84,7 @@ def test_lag_shown_in_bytes_and_human_units_only_for_replicas():
     text = top.plain(lines)
     assert re.search(r" 1572864 +1\.5 MB\n", text)
     assert re.search(r" unknown +unknown\n", text)
-    primary_text = "".join(s for s, _ in row_of(lines, "c1m1"))
+    primary_text = text_of(row_of(lines, "c1m1"))
     assert " B" not in primary_text and "unknown" not in primary_text
 
 
@@ -90,8 +94,8 @@ def test_unreachable_member_is_marked_with_the_reason():
                                   member("c1m3", reachable=False, reason=reason)])], now=NOW)
     row = row_of(lines, "c1m3")
     assert row[0][1] == top.BAD
-    assert "".join(s for s, _ in row).lstrip().startswith("!  c1m3")
-    assert "streaming (API down)" in "".join(s for s, _ in row)
+    assert text_of(row).lstrip().startswith("!  c1m3")
+    assert "streaming (API down)" in text_of(row)
     following = lines[lines.index(row) + 1]
     assert following == [("      " + reason, top.BAD)]
     assert "1/2 members up" in top.plain(lines)
@@ -107,7 +111,7 @@ def test_paused_cluster_pending_restart_tags_and_last_failover():
     assert "PAUSED" in text
     assert ("  PAUSED (no automatic failover)", top.WARN) in lines[2]
     assert "last failover: timeline 1 -> 2 to c1m1 at 2026-11-25 10:20:01 UTC (10 min ago)" in text
-    c1m3 = "".join(s for s, _ in row_of(lines, "c1m3"))
+    c1m3 = text_of(row_of(lines, "c1m3"))
     assert "pending" in c1m3 and "dc=b,nofailover=true" in c1m3
 
 
@@ -159,7 +163,7 @@ def test_a_member_that_left_cluster_stays_visible_as_unreachable(fake):
     assert (gone["in_cluster"], gone["reachable"]) == (False, False)
     assert gone["reason"].startswith("not in /cluster (no member key in the DCS); connection refused")
     lines = top.render([snap], now=NOW)
-    assert "unreachable" in "".join(s for s, _ in row_of(lines, "c1m3"))
+    assert "unreachable" in text_of(row_of(lines, "c1m3"))
     assert row_of(lines, "c1m3")[0][1] == top.BAD
     assert "last failover: none (timeline 1)" in top.plain(lines)
 
