@@ -96,7 +96,7 @@ def test_no_difference_sends_nothing(fake):
 def test_check_mode_predicts_patch_and_restart(fake):
     fake.expect(GET(M1 + "/config", json_body=config()))
     result = ConfigRunner(PatroniClient(M1), {"postgresql": {"parameters": {"max_connections": 100,
-                                                                           "work_mem": "8MB"}}},
+                                                                            "work_mem": "8MB"}}},
                           check_mode=True).run()
     assert result["changed"] is True
     assert result["patch"] == {"postgresql": {"parameters": {"max_connections": 100, "work_mem": "8MB"}}}

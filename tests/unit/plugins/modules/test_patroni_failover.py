@@ -30,5 +30,5 @@ def test_candidate_is_required(monkeypatch):
 def test_forced_in_check_mode(fake, monkeypatch):
     fake.expect(GET(M1 + "/cluster", json_body=load_fixture("patroni-4.1", "cluster.json")))
     result = run_module(monkeypatch, patroni_failover.main, {"api_url": M1, "candidate": "c1m2", "force": True,
-                                                            "_ansible_check_mode": True})
+                                                             "_ansible_check_mode": True})
     assert result["changed"] is True and result["previous_primary"] == "c1m1"

@@ -17,7 +17,7 @@ M1 = "http://10.213.0.11:8008"
 def test_pause_check_mode(fake, monkeypatch):
     fake.expect(GET(M1 + "/config", json_body=load_fixture("patroni-4.1", "config.json")))
     result = run_module(monkeypatch, patroni_maintenance.main, {"api_url": M1, "state": "paused",
-                                                               "_ansible_check_mode": True})
+                                                                "_ansible_check_mode": True})
     assert result["changed"] is True and result["paused"] is True and result["members"] == []
 
 

@@ -25,7 +25,7 @@ def test_leader_refused(fake, monkeypatch):
 def test_streaming_member_left_alone(fake, monkeypatch):
     fake.expect(GET(M1 + "/cluster", json_body=load_fixture("patroni-4.1", "cluster.json")))
     result = run_module(monkeypatch, patroni_reinit.main, {"api_url": M1, "member": "c1m2",
-                                                          "only_if_unhealthy": True})
+                                                           "only_if_unhealthy": True})
     assert result["changed"] is False and result["state_before"] == "streaming"
 
 
@@ -35,5 +35,5 @@ def test_no_wait(fake, monkeypatch):
                 GET("http://10.213.0.12:8008/patroni", json_body=load_fixture("patroni-4.1", "replica-patroni.json")),
                 post)
     result = run_module(monkeypatch, patroni_reinit.main, {"api_url": M1, "member": "c1m2", "wait": False,
-                                                          "force": True})
+                                                           "force": True})
     assert result["changed"] is True and post.seen[0]["json"] == {"force": True}

@@ -23,5 +23,5 @@ def test_reload_one_member_reports_changed(fake, monkeypatch):
 def test_check_mode_sends_nothing(fake, monkeypatch):
     fake.expect(GET(M2 + "/cluster", json_body=load_fixture("patroni-4.1", "cluster.json")))
     result = run_module(monkeypatch, patroni_reload.main, {"api_url": M2, "all_members": True,
-                                                          "_ansible_check_mode": True})
+                                                           "_ansible_check_mode": True})
     assert result["changed"] is True and result["reloaded"] == ["c1m2", "c1m3", "c1m1"]
