@@ -227,6 +227,28 @@ def test_iptables_backend_for_real(lab, run_playbook, clean):
     clean()
 
 
+def test_state_absent_removes_only_what_the_role_added(lab, run_playbook, clean):
+    run = run_playbook(PLAYBOOK, base_vars(lab))
+    assert run.rc == 0, run
+    for m in lab.members():
+        lab.ssh(m, "nft add table ip fw_sentinel; nft add chain ip fw_sentinel c; nft add rule ip fw_sentinel c counter")
+
+    check = run_playbook(PLAYBOOK, base_vars(lab, patroni_firewall_state="absent"), check=True)
+    assert check.rc == 0 and all(check.recap[m]["changed"] > 0 for m in lab.members()), check
+    assert all(table_loaded(lab, m) for m in lab.members())
+
+    run = run_playbook(PLAYBOOK, base_vars(lab, patroni_firewall_state="absent"))
+    assert run.rc == 0 and run.failed() == 0, run
+    assert_nothing_changed(lab)
+    for m in lab.members():
+        assert "counter" in lab.ssh(m, "nft list table ip fw_sentinel").stdout
+    target = f"{lab.ip(lab.members()[0])}:8008"
+    assert probe(lab, "client1", [target])[target] == "open"
+
+    rerun = run_playbook(PLAYBOOK, base_vars(lab, patroni_firewall_state="absent"))
+    assert rerun.rc == 0 and rerun.changed() == 0, rerun
+
+
 # ufw and firewalld cannot run in the lab (no systemd, no D-Bus), so their files are rendered and validated offline:
 # apply=false, on client1, into a scratch directory the test reads back (lab hosts share the controller's /tmp).
 
@@ -274,8 +296,9 @@ def test_ufw_rendered_and_validated_offline(lab, run_playbook, tmp_path):
     rerun = run_playbook(OFFLINE_PLAYBOOK, offline_vars(lab, tmp_path, patroni_firewall_backend="ufw"))
     assert rerun.rc == 0 and rerun.changed() == 0, rerun
 
-    # a before.rules iptables-restore rejects is never replaced
-    broken = UFW_SKELETON.replace(":ufw-before-input - [0:0]\n", "")
+    # a before.rules that iptables-restore rejects (here a hand-made typo) is never replaced
+    broken = UFW_SKELETON.format(six="").replace(
+        "\nCOMMIT\n", "\n-A ufw-before-input -m conntrak --ctstate NEW -j ACCEPT\nCOMMIT\n")
     (tmp_path / "before.rules").write_text(broken)
     bad = run_playbook(OFFLINE_PLAYBOOK, offline_vars(lab, tmp_path, patroni_firewall_backend="ufw"))
     assert bad.rc != 0 and "failed to validate" in bad.stdout, bad
