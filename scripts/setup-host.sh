@@ -91,7 +91,7 @@ make_venv() {
     for file in "${requirements[@]}"; do
         args+=(-r "${file}")
     done
-    pgha_log "installing ${requirements[*]##*/} into ${venv#"${PGHA_REPO}"/}"
+    pgha_log "installing ${requirements[*]#"${PGHA_REPO}"/} into ${venv#"${PGHA_REPO}"/}"
     quiet_pip "${venv}/bin/python" -m pip install -q --upgrade 'pip>=25' \
         || pgha_die "upgrading pip in ${venv} failed; check the machine's pip index configuration"
     quiet_pip "${venv}/bin/python" -m pip install -q "${args[@]}" \
@@ -132,8 +132,15 @@ unit_requirements=()
 if [[ -f "${PGHA_REPO}/tests/unit/requirements.txt" ]]; then
     unit_requirements+=("${PGHA_REPO}/tests/unit/requirements.txt")
 fi
-make_venv "${PGHA_VENV_AC221}" 3.12 "${PGHA_REPO}/scripts/requirements-ac221.txt" "${PGHA_REPO}/requirements.txt" "${unit_requirements[@]}"
-make_venv "${PGHA_VENV_AC219}" 3.11 "${PGHA_REPO}/scripts/requirements-ac219.txt" "${PGHA_REPO}/requirements.txt" "${unit_requirements[@]}"
+# The two venvs are independent and mostly wait on downloads and unpacking: build them side by side.
+make_venv "${PGHA_VENV_AC221}" 3.12 "${PGHA_REPO}/scripts/requirements-ac221.txt" "${PGHA_REPO}/requirements.txt" "${unit_requirements[@]}" &
+pid_ac221=$!
+make_venv "${PGHA_VENV_AC219}" 3.11 "${PGHA_REPO}/scripts/requirements-ac219.txt" "${PGHA_REPO}/requirements.txt" "${unit_requirements[@]}" &
+pid_ac219=$!
+venv_failed=0
+wait "${pid_ac221}" || venv_failed=1
+wait "${pid_ac219}" || venv_failed=1
+((venv_failed == 0)) || pgha_die "building the tool virtualenvs failed; see the messages above"
 
 install_get_pip_standin "${PGHA_VENV_AC221}"
 install_get_pip_standin "${PGHA_VENV_AC219}"
