@@ -7,6 +7,7 @@ runtime API on lb1, the file on lb1, the Ansible recap. Tests run in file order 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import threading
 import time
@@ -23,12 +24,13 @@ SOCK = "/run/haproxy/admin.sock"
 STATE_FILE = "/var/lib/haproxy/server-state"
 SAVE_STATE = "/usr/bin/python3 /usr/local/lib/pgha/pgha_haproxy_save_state.py"
 
-# Prints "<proxy> <server> <op_state>" per server from HAProxy's runtime API (op_state 2 = UP, 0 = DOWN).
+# Prints "<proxy> <server> <op_state> <admin_state>" per server from HAProxy's runtime API (op_state 2 = UP,
+# 0 = DOWN).
 SHOW_STATE = (
     "python3 -c 'import socket; s = socket.socket(socket.AF_UNIX); s.connect(\"" + SOCK + "\"); "
     "s.sendall(b\"show servers state\\n\"); d = b\"\"\n"
     "while True:\n c = s.recv(65536)\n if not c: break\n d += c\n"
-    "[print(l.split()[1], l.split()[3], l.split()[5]) for l in d.decode().splitlines()[2:] if l.strip()]'"
+    "[print(l.split()[1], l.split()[3], l.split()[5], l.split()[6]) for l in d.decode().splitlines()[2:] if l.strip()]'"
 )
 
 
@@ -65,7 +67,13 @@ def pg(lab):
 
 def lb_state(lab) -> dict[tuple[str, str], int]:
     out = lab.ssh(LB, SHOW_STATE).stdout
-    return {(p, s): int(op) for p, s, op in (line.split() for line in out.splitlines())}
+    return {(p, s): int(op) for p, s, op in (line.split()[:3] for line in out.splitlines())}
+
+
+def lb_admin(lab) -> dict[tuple[str, str], int]:
+    """srv_admin_state per server (0 = ready; drain and maintenance set bits)."""
+    out = lab.ssh(LB, SHOW_STATE).stdout
+    return {(f[0], f[1]): int(f[3]) for f in (line.split() for line in out.splitlines())}
 
 
 def lb_file_fingerprint(lab) -> tuple[str, str]:
@@ -339,6 +347,43 @@ def test_switchover_write_port_follows(applied, lab, pg):
     wait_healthy(lab, "c1")
 
 
+def test_coordinated_switchover(applied, lab, pg, run_playbook):
+    """The role's switchover entry point, with the runtime API and (slower) without it."""
+    gaps = {}
+    for mode, extra in (("coordinated", {}),
+                        ("no runtime API", {"patroni_haproxy_stats_socket": "/run/haproxy/absent.sock"})):
+        leader = wait_healthy(lab, "c1")
+        candidate = next(m for m in lab.members("c1") if m != leader)
+        writer = Writer(pg, port(0, 0))
+        writer.start()
+        try:
+            time.sleep(1)
+            run = run_playbook("haproxy_switchover.yml", extra_vars={
+                "patroni_haproxy_switchover_api_url": lab.api(leader),
+                "patroni_haproxy_switchover_leader": leader,
+                "patroni_haproxy_switchover_candidate": candidate, **extra})
+            assert run.rc == 0, run
+            wait_for("write port on the new primary",
+                     lambda: pg.where(port(0, 0)) == (lab.ip(candidate), False), 30)
+            time.sleep(1)
+        finally:
+            writer.stop.set()
+            writer.join(10)
+        assert not writer.on_replica(), f"{mode}: writes answered by a replica: {writer.on_replica()[:5]}"
+        assert lab.leader("c1") == candidate
+        if mode == "coordinated":
+            assert "WARNING: HAProxy runtime API" not in run.stdout, run
+            assert re.search(r"TASK \[[^]]*Put the new primary in service at once\][^\n]*\nchanged:", run.stdout), run
+        else:
+            assert "WARNING: HAProxy runtime API /run/haproxy/absent.sock did not answer" in run.stdout, run
+        assert lb_admin(lab)[("c1_primary", leader)] == 0, "the old primary was left drained"
+        wait_for("old primary DOWN, new primary UP in c1_primary", lambda: (
+            lb_state(lab)[("c1_primary", leader)], lb_state(lab)[("c1_primary", candidate)]) == (0, 2), 30)
+        gaps[mode] = (writer.longest_gap(), len(writer.results))
+    print("longest write gap (s, writes): " + ", ".join(f"{k} {v[0]:.2f} ({v[1]})" for k, v in gaps.items()))
+    wait_healthy(lab, "c1")
+
+
 def test_crash_failover_write_port_follows(applied, lab, pg):
     leader = wait_healthy(lab, "c1")
     writer = Writer(pg, port(0, 0))
@@ -383,16 +428,19 @@ def test_lagging_replica_leaves_the_read_pool(applied, lab, pg):
     leader = wait_healthy(lab, "c1")
     lagging = next(m for m in lab.members("c1") if m != leader)
     other = next(m for m in lab.members("c1") if m not in (leader, lagging))
-    paused = pg.query(5432, "select pg_wal_replay_pause()", host=lab.ip(lagging))
-    assert paused.returncode == 0, paused.stderr
+    # Outside maintenance mode Patroni resumes paused WAL replay on its next loop, so pause the cluster first.
+    assert requests.patch(lab.api(leader) + "/config", json={"pause": True}, timeout=10).ok
     try:
-        # ~8 MB of WAL, well past the 1MB limit of the test listeners
-        wrote = pg.query(port(0, 0), "create table hx_lag as select g, repeat('x', 1000) as pad "
-                                     "from generate_series(1, 8000) g; drop table hx_lag", timeout=60)
+        paused = pg.query(5432, "select pg_wal_replay_pause()", host=lab.ip(lagging))
+        assert paused.returncode == 0, paused.stderr
+        # ~15 MB of WAL, far past the 1MB limit of the test listeners (md5 text does not compress, unlike repeat())
+        wrote = pg.query(port(0, 0), "create table hx_lag as select g, md5(g::text) as a, md5((g * 7)::text) as b "
+                                     "from generate_series(1, 150000) g; drop table hx_lag", timeout=120)
         assert wrote.returncode == 0, wrote.stderr
         wait_for(f"{lagging} DOWN in c1_replicas", lambda: lb_state(lab)[("c1_replicas", lagging)] == 0, 30)
         seen = {pg.where(port(0, 1))[0] for _unused in range(8)}
         assert seen == {lab.ip(other)}, f"replicas port reached {seen} while {lagging} lags"
     finally:
         pg.query(5432, "select pg_wal_replay_resume()", host=lab.ip(lagging))
+        requests.patch(lab.api(leader) + "/config", json={"pause": None}, timeout=10)
     wait_for(f"{lagging} back UP in c1_replicas", lambda: lb_state(lab)[("c1_replicas", lagging)] == 2, 60)

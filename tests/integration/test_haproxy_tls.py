@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 
 import pytest
 import requests
@@ -76,6 +75,13 @@ def https_leader(lab, scope: str, ca) -> str:
     return wait_for(f"{scope} leader over HTTPS", leader, 60, 0.5)
 
 
+def http_ok(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).ok
+    except requests.RequestException:  # the API is re-bound in place: refused or cut for a moment
+        return False
+
+
 def lb_stat(lab) -> dict[tuple[str, str], dict]:
     rows = json.loads(lab.ssh(LB, SHOW_STAT).stdout)
     return {(r["pxname"], r["svname"]): r for r in rows}
@@ -111,12 +117,7 @@ def c2_tls(lab, run_playbook, tmp_path_factory):
     finally:
         for member in members:
             lab.ssh(member, SET_TLS % {"on": False, "dir": TLS_DIR}, check=False)
-        def on_http():
-            try:
-                return all(requests.get(lab.api(m) + "/patroni", timeout=2).ok for m in members)
-            except requests.RequestException:  # the API is re-bound in place: refused or cut for a moment
-                return False
-        wait_for("c2 back on HTTP", on_http, 60, 1)
+        wait_for("c2 back on HTTP", lambda: all(http_ok(lab.api(m) + "/patroni") for m in members), 60, 1)
         restored = run_playbook(PLAYBOOK)
         assert restored.rc == 0, restored
 
