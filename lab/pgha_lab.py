@@ -86,6 +86,9 @@ PRIVATE_PATHS = (
     PrivatePath("/etc/nftables.conf", "file", "root", "root", 0o755, "copy"),
     PrivatePath("/etc/pgha", "dir", "root", "root", 0o755),
     PrivatePath("/etc/default/patroni", "file", "root", "root", 0o644, "default-patroni"),
+    # Debian's haproxy init script keeps its pid in /run/haproxy.pid, which every host shares: a reload on one lab's
+    # load balancer would signal another's HAProxy. /etc/default/haproxy moves it into the private /run/haproxy.
+    PrivatePath("/etc/default/haproxy", "file", "root", "root", 0o644, "default-haproxy"),
     PrivatePath("/etc/init.d/patroni", "file", "root", "root", 0o755, "init-script"),
     PrivatePath("/var/lib/postgresql", "dir", "postgres", "postgres", 0o755, "pg-home"),
     PrivatePath("/var/run/postgresql", "dir", "postgres", "postgres", 0o2775),
@@ -663,6 +666,9 @@ def seed_private_path(lab: Lab, host: Host, spec: PrivatePath, dst: Path, patron
     elif spec.seed == "default-patroni":
         dst.write_text("# Written by the pgha lab: the Patroni build that /etc/init.d/patroni runs on this host.\n"
                        f"PATRONI={patroni_bin}\n")
+    elif spec.seed == "default-haproxy":
+        dst.write_text("# Written by the pgha lab: this host's HAProxy pid file, in its private /run/haproxy.\n"
+                       "PIDFILE=/run/haproxy/haproxy.pid\n")
     elif spec.seed == "init-script":
         shutil.copyfile(INIT_SCRIPT, dst)
     elif spec.seed == "pg-home":
@@ -1067,7 +1073,10 @@ def write_inventory(lab: Lab) -> None:
     children["etcd"] = {"hosts": {h.name: None for h in lab.etcd_hosts()}}
     children["lb"] = {"hosts": {"lb1": None}}
     children["client"] = {"hosts": {"client1": None}}
-    inventory = {"all": {"vars": {"pgha_lab_dir": str(lab.dir)}, "hosts": hosts, "children": children}}
+    # patronictl next to the patroni the lab runs (venv or Debian's), for playbooks that drive it (secure_api.yml)
+    patronictl = str(Path(lab.patroni["bin"]).parent / "patronictl")
+    inventory = {"all": {"vars": {"pgha_lab_dir": str(lab.dir), "pgha_patronictl": patronictl},
+                         "hosts": hosts, "children": children}}
     write_file(lab.dir / "inventory.yml",
                f"# pgha lab {lab.name} ({lab.net}); written by lab/pgha_lab.py up, rewritten on every up\n"
                + to_yaml(inventory))
