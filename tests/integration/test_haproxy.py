@@ -170,6 +170,18 @@ class PrimaryWatcher(threading.Thread):
             self.stop.wait(0.1)
 
 
+def check_pidfile_is_ours(lab) -> None:
+    """Debian's init script keeps HAProxy's pid in /run/haproxy.pid, which the lab does not make private per host:
+    another lab's lb1 running `service haproxy reload` would stop ours (-sf <our pid>) and "status" would then
+    report theirs as running. Say so instead of failing later with a dead port."""
+    proc = subprocess.run(["sh", "-c", "ip netns identify $(head -n1 /run/haproxy.pid)"], capture_output=True,
+                          text=True, check=False, timeout=10)
+    owner, expected = proc.stdout.strip(), lab.hosts[LB].get("netns")
+    if expected and owner != expected:
+        pytest.fail(f"/run/haproxy.pid (shared by every lab host) names a HAProxy in netns {owner or '?'}, not "
+                    f"{expected}: another lab's HAProxy took over the pid file; stop it or run the labs one by one")
+
+
 # ---------------------------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -178,6 +190,7 @@ def applied(lab, run_playbook, pg):
         wait_healthy(lab, scope)
     first = run_playbook(PLAYBOOK)
     assert first.rc == 0, first
+    check_pidfile_is_ours(lab)
     for index, scope in enumerate(scopes(lab)):
         wait_for(f"{scope} primary port answers", lambda: pg.where(port(index, 0)), 30)
         proc = pg.query(port(index, 0), "create table if not exists hx_probe (id bigserial, at timestamptz default now())")
