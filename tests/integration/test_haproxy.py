@@ -77,8 +77,12 @@ def lb_admin(lab) -> dict[tuple[str, str], int]:
 
 
 def lb_file_fingerprint(lab) -> tuple[str, str]:
-    """(sha256 of haproxy.cfg, HAProxy pids) on lb1: both unchanged means no write and no reload."""
-    out = lab.ssh(LB, f"sha256sum {CFG} | cut -d' ' -f1; pgrep -d, -x haproxy || true").stdout.split()
+    """(sha256 of haproxy.cfg, pid of the serving HAProxy) on lb1: both unchanged means no write and no reload.
+
+    The pid comes from lb1's own runtime API: lab hosts share one PID space, so pgrep would see other labs too."""
+    out = lab.ssh(LB, f"sha256sum {CFG} | cut -d' ' -f1; python3 -c 'import socket; s = socket.socket(socket.AF_UNIX); "
+                      f"s.connect(\"{SOCK}\"); s.sendall(b\"show info\\n\"); print(s.recv(65536).decode())' "
+                      "| sed -n 's/^Pid: //p'").stdout.split()
     return out[0], (out[1] if len(out) > 1 else "")
 
 
