@@ -89,6 +89,7 @@ def ansible_env(venv: Path | None = None) -> dict:
         ANSIBLE_NOCOLOR="1",
         ANSIBLE_FORCE_COLOR="0",
         ANSIBLE_RETRY_FILES_ENABLED="0",
+        ANSIBLE_TIMEOUT="30",
         ANSIBLE_PYTHON_INTERPRETER="/usr/bin/python3",
         PATH=f"{venv / 'bin'}:{env.get('PATH', '')}",
     )
@@ -118,23 +119,27 @@ def run_module(inventory: Path, host: str, module: str, args: dict, check: bool 
     return result
 
 
-class PlaybookRun:
-    def __init__(self, proc: subprocess.CompletedProcess):
-        self.rc = proc.returncode
-        self.stdout = proc.stdout
-        self.stderr = proc.stderr
-        self.recap = {m["host"]: {k: int(v) for k, v in m.groupdict().items() if k != "host"}
-                      for m in RECAP_RE.finditer(proc.stdout)}
+class PlaybookRun(str):
+    """An ansible-playbook run: rc, output, recap per host.
+
+    It is also a str (what failed, the recap and the end of the output) so that `assert run.rc == 0, run` shows
+    all of it: pytest prints a str assertion message whole, but shortens the repr of other objects.
+    """
+
+    def __new__(cls, proc: subprocess.CompletedProcess):
+        recap = {m["host"]: {k: int(v) for k, v in m.groupdict().items() if k != "host"}
+                 for m in RECAP_RE.finditer(proc.stdout)}
+        text = (f"ansible-playbook rc={proc.returncode}, recap={recap}\n--- stdout (end) ---\n{proc.stdout[-8000:]}"
+                f"\n--- stderr (end) ---\n{proc.stderr[-3000:]}")
+        self = super().__new__(cls, text)
+        self.rc, self.stdout, self.stderr, self.recap = proc.returncode, proc.stdout, proc.stderr, recap
+        return self
 
     def changed(self) -> int:
         return sum(h["changed"] for h in self.recap.values())
 
     def failed(self) -> int:
         return sum(h["failed"] + h["unreachable"] for h in self.recap.values())
-
-    def __repr__(self) -> str:  # shown by pytest when an assertion on a run fails
-        return f"PlaybookRun(rc={self.rc}, recap={self.recap})\n--- stdout ---\n{self.stdout[-6000:]}\n--- stderr ---\n{self.stderr[-3000:]}"
-
 
 
 def run_playbook(inventory: Path, playbook: Path, extra_vars: dict | None = None, check: bool = False,
@@ -182,3 +187,35 @@ class OwnLab:
     def __exit__(self, *exc) -> None:
         if self.started and not os.environ.get("PGHA_BENCH_KEEP_LAB"):
             subprocess.run([str(REPO / "lab" / "pgha_lab.py"), "down", "--dir", str(self.private_dir)], check=False)
+
+
+class Writer:
+    """lab/writer.py in the background: writes through a load balancer port like an application, until stopped.
+
+        with Writer(lab, port=5000) as writer:
+            ...                     # the change under test
+        writer.summary              # {"tried", "ok", "failed", "longest_gap_s", "servers", "on_replica", ...}
+    """
+
+    def __init__(self, lab: Lab, port: int = 5000, host: str = "lb1", interval: float = 0.05):
+        creds = json.loads(Path(lab.data["passwords_file"]).read_text())["superuser"]
+        patroni_bin = Path(lab.data["patroni"]["bin"])
+        # the lab's Patroni virtualenv has psycopg; Debian's patroni pulls in python3-psycopg2 for /usr/bin/python3
+        python = patroni_bin.parent / "python" if (patroni_bin.parent / "python").exists() else Path("/usr/bin/python3")
+        self.out = Path(f"/tmp/pgha-writer-{os.getpid()}-{port}.json")
+        self.cmd = [str(python), str(REPO / "lab" / "writer.py"), "--interval", str(interval), "--out", str(self.out),
+                    "--dsn", f"host={lab.ip(host)} port={port} dbname=postgres user={creds['username']}"]
+        self.env = {"PGPASSWORD": creds["password"], "PATH": "/usr/bin:/bin"}
+        self.summary: dict = {}
+
+    def __enter__(self) -> "Writer":
+        self.proc = subprocess.Popen(self.cmd, env=self.env)
+        time.sleep(1)  # connected and writing before the change starts
+        return self
+
+    def __exit__(self, *exc) -> None:
+        time.sleep(1)  # a gap at the very end still counts
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        self.summary = json.loads(self.out.read_text())
+        self.out.unlink()

@@ -13,21 +13,58 @@ ln -sfn "$repo" "$PGHA_BUILD_DIR/ansible_collections/pgha/patroni"
 py221=$repo/.venv/ac221/bin/python
 [ -x "$py221" ] || { echo "run.sh: $py221 is missing: run 'make setup' first" >&2; exit 2; }
 
-lab() { "$repo/lab/pgha_lab.py" "$@" --dir "$PGHA_LAB_DIR"; }
-trap 'lab down >/dev/null 2>&1 || true' EXIT
+# PGHA_LAB_NAME / PGHA_LAB_NET let a developer run phases beside another lab
+lab_up() {
+    "$repo/lab/pgha_lab.py" up --dir "$PGHA_LAB_DIR" ${PGHA_LAB_NAME:+--name "$PGHA_LAB_NAME"} \
+        ${PGHA_LAB_NET:+--net "$PGHA_LAB_NET"} "$@"
+}
+trap '"$repo/lab/pgha_lab.py" down --dir "$PGHA_LAB_DIR" >/dev/null 2>&1 || true' EXIT
 
-# phase name -> lab options ; pytest targets ; ansible-core venvs the phase runs under
-phase_core() {
-    lab up
-    PGHA_ANSIBLE_VENV=$repo/.venv/ac221 "$py221" -m pytest -p no:cacheprovider -q \
-        tests/integration/test_facts.py tests/integration/test_wait_primary.py
-    # the claim in meta/runtime.yml is >=2.19: the same tests under ansible-core 2.19 on Python 3.11
-    PGHA_ANSIBLE_VENV=$repo/.venv/ac219 "$py221" -m pytest -p no:cacheprovider -q \
-        tests/integration/test_facts.py tests/integration/test_wait_primary.py
+# pytest under the ansible-core of venv $1 on the given files
+run_pytest() {
+    local venv=$1; shift
+    PGHA_ANSIBLE_VENV=$repo/.venv/$venv "$py221" -m pytest -p no:cacheprovider -q -rs "$@"
 }
 
+# Each phase: a fresh lab of the shape it needs, then its test files.
+phase_core() {
+    lab_up
+    run_pytest ac221 tests/integration/test_facts.py tests/integration/test_wait_primary.py
+    # the claim in meta/runtime.yml is >=2.19: the same tests under ansible-core 2.19 on Python 3.11
+    run_pytest ac219 tests/integration/test_facts.py tests/integration/test_wait_primary.py
+}
+phase_operations() {
+    lab_up --loop-wait 3
+    run_pytest ac221 tests/integration/test_operations.py
+}
+phase_haproxy() {
+    lab_up --clusters 2
+    run_pytest ac221 tests/integration/test_haproxy.py tests/integration/test_haproxy_tls.py
+}
+phase_secure_api() {
+    lab_up
+    run_pytest ac221 tests/integration/test_secure_api.py
+}
+phase_tls() {
+    lab_up
+    run_pytest ac221 tests/integration/test_tls.py
+}
+phase_firewall() {
+    lab_up
+    run_pytest ac221 tests/integration/test_firewall.py
+}
+phase_monitoring() {
+    lab_up
+    run_pytest ac221 tests/integration/test_prometheus.py tests/integration/test_prometheus_tls.py
+}
+phase_tools() {
+    lab_up
+    run_pytest ac221 tests/integration/test_tools.py
+}
+
+all_phases=(core operations haproxy secure_api tls firewall monitoring tools)
 phases=("$@")
-[ ${#phases[@]} -gt 0 ] || phases=(core)
+[ ${#phases[@]} -gt 0 ] || phases=("${all_phases[@]}")
 for phase in "${phases[@]}"; do
     start=$(date +%s)
     echo "=== integration phase: $phase"
