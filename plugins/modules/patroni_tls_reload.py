@@ -19,6 +19,7 @@ description:
   - Fails with what was last seen when the API does not come back within O(wait_timeout); Patroni is not restarted.
 extends_documentation_fragment:
   - pgha.patroni._connection
+  - pgha.patroni._attributes.ACTIONGROUP_PATRONI
 author:
   - pgha maintainers (@pgha)
 requirements:
