@@ -65,9 +65,24 @@ phase_tools() {
 all_phases=(core operations haproxy secure_api tls firewall monitoring tools)
 phases=("$@")
 [ ${#phases[@]} -gt 0 ] || phases=("${all_phases[@]}")
+failed=()
 for phase in "${phases[@]}"; do
     start=$(date +%s)
     echo "=== integration phase: $phase"
-    "phase_$phase"
-    echo "=== integration phase $phase passed in $(( $(date +%s) - start ))s"
+    # a failed phase must not hide the others: run them all, fail at the end. (set -e is ignored inside an `if`
+    # condition, so the phase runs as a plain subshell and its status is read afterwards.)
+    set +e
+    ( set -e; "phase_$phase" )
+    rc=$?
+    set -e
+    if [ "$rc" -eq 0 ]; then
+        echo "=== integration phase $phase passed in $(( $(date +%s) - start ))s"
+    else
+        echo "=== integration phase $phase FAILED after $(( $(date +%s) - start ))s"
+        failed+=("$phase")
+    fi
 done
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "integration phases failed: ${failed[*]}" >&2
+    exit 1
+fi

@@ -39,7 +39,7 @@ def test_planned_switchover_names_the_new_primary(lab, run_module):
     finally:
         thread.join()
     assert box["response"].status_code == 200, box["response"].text
-    assert not res.failed, res
+    assert not res.failed, res.get("msg", res)
     assert res["changed"] is False
     assert res["primary"] == candidate
     assert res["host"] == lab.ip(candidate) and res["port"] == 5432
@@ -62,7 +62,7 @@ def test_crash_of_the_primary_is_followed_by_a_new_one(lab, run_module):
             "api_url": lab.api(survivor), "not_member": leader, "min_timeline": timeline + 1,
             "wait_timeout": 120, "wait_sleep": 0.5,
         })
-        assert not res.failed, res
+        assert not res.failed, res.get("msg", res)
         assert res["primary"] != leader and res["primary"] in lab.members()
         assert res["timeline"] > timeline
     finally:
@@ -72,7 +72,7 @@ def test_crash_of_the_primary_is_followed_by_a_new_one(lab, run_module):
         "api_url": lab.api(survivor), "min_replicas": len(lab.members()) - 1, "max_lag": "16MB",
         "wait_timeout": 120, "wait_sleep": 1,
     })
-    assert not res.failed, res
+    assert not res.failed, res.get("msg", res)
     back = {m["name"]: m for m in res["members"]}[leader]
     assert back["role"] == "replica" and back["streaming"] is True
 
