@@ -45,6 +45,9 @@ APT_PACKAGES = (
     "python3-requests", "python3-cryptography", "python3-yaml", "iproute2",
     # not in the base list, but `up --patroni debian` needs Debian's own Patroni build
     "patroni",
+    # what the integration tests run on lab hosts: Prometheus (and promtool), the iptables firewall backend,
+    # a real terminal for patroni-top, curl for API probes
+    "prometheus", "iptables", "tmux", "curl",
 )
 POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
 VENV_ROOT = Path("/opt/pgha-lab")
