@@ -13,14 +13,15 @@ declare -A STAGE_COMMAND=(
     [lint]="${scripts}/lint.sh"
     [sanity]="${scripts}/sanity.sh"
     [units]="${scripts}/units.sh"
+    [checks]="${scripts}/checks.sh"
     [integration]="${scripts}/integration.sh"
 )
-stages=(setup lint sanity units integration)
+stages=(setup lint sanity units checks integration)
 if [[ $# -gt 0 ]]; then
     stages=("$@")
 fi
 for stage in "${stages[@]}"; do
-    [[ -n "${STAGE_COMMAND[${stage}]:-}" ]] || pgha_die "unknown stage '${stage}'; choose from: setup lint sanity units integration"
+    [[ -n "${STAGE_COMMAND[${stage}]:-}" ]] || pgha_die "unknown stage '${stage}'; choose from: setup lint sanity units checks integration"
 done
 
 summary=()
