@@ -113,3 +113,41 @@ def test_check_diff_changes_nothing_and_shows_no_secret(lab, rollout, run_playbo
     password = (lab.dir / "api-password").read_text().strip()
     assert password not in run.stdout + run.stderr
     assert "PRIVATE KEY" not in run.stdout
+
+
+def _other_ca(path: Path) -> Path:
+    """A CA certificate that did not sign the lab's API certificates."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "not the lab CA")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(key, hashes.SHA256()))
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return path
+
+
+def test_modules_name_a_wrong_ca_and_stop_at_once(lab, rollout, run_module, tmp_path):
+    wrong = _other_ca(tmp_path / "other-ca.crt")
+    url = f"https://{lab.ip(rollout['leader'])}:8008"
+    facts = run_module("localhost", "pgha.patroni.patroni_facts", {"api_url": url, "ca_path": str(wrong)})
+    assert facts.failed
+    assert "unknown CA" in facts["msg"] and str(wrong) in facts["msg"] and url in facts["msg"], facts["msg"]
+    started = time.monotonic()
+    wait = run_module("localhost", "pgha.patroni.patroni_wait_primary",
+                      {"api_url": url, "ca_path": str(wrong), "wait_timeout": 120})
+    assert wait.failed and "unknown CA" in wait["msg"], wait.get("msg")
+    # TLS errors are not retried: the module fails long before its 120 s
+    assert time.monotonic() - started < 60
+    # and with the right CA both work over the secured API
+    good = run_module("localhost", "pgha.patroni.patroni_facts",
+                      {"api_url": url, "ca_path": str(lab.dir / "pki" / "ca.crt")})
+    assert not good.failed and good["ansible_facts"]["patroni"]["role"] == "primary", good.get("msg")
