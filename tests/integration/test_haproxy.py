@@ -175,15 +175,14 @@ class PrimaryWatcher(threading.Thread):
 
 
 def check_pidfile_is_ours(lab) -> None:
-    """Debian's init script keeps HAProxy's pid in /run/haproxy.pid, which the lab does not make private per host:
-    another lab's lb1 running `service haproxy reload` would stop ours (-sf <our pid>) and "status" would then
-    report theirs as running. Say so instead of failing later with a dead port."""
-    proc = subprocess.run(["sh", "-c", "ip netns identify $(head -n1 /run/haproxy.pid)"], capture_output=True,
-                          text=True, check=False, timeout=10)
+    """The lab gives each host its own HAProxy pid file (/etc/default/haproxy points Debian's init script at the
+    private /run/haproxy/haproxy.pid), since lab hosts share one PID space: a shared pid file would let another lab's
+    `service haproxy reload` stop ours. Make sure the HAProxy the init script manages really runs in lb1."""
+    pid = lab.ssh(LB, "cat /run/haproxy/haproxy.pid").stdout.split()[0]
+    proc = subprocess.run(["ip", "netns", "identify", pid], capture_output=True, text=True, check=False, timeout=10)
     owner, expected = proc.stdout.strip(), lab.hosts[LB].get("netns")
     if expected and owner != expected:
-        pytest.fail(f"/run/haproxy.pid (shared by every lab host) names a HAProxy in netns {owner or '?'}, not "
-                    f"{expected}: another lab's HAProxy took over the pid file; stop it or run the labs one by one")
+        pytest.fail(f"lb1's /run/haproxy/haproxy.pid names pid {pid} in netns {owner or '?'}, not {expected}")
 
 
 # ---------------------------------------------------------------------------------------------------------------
