@@ -101,6 +101,7 @@ class ModuleResult(dict):
     def failed(self) -> bool:
         return bool(self.get("failed")) or self.get("_status") not in ("SUCCESS", "CHANGED")
 
+
 def run_module(inventory: Path, host: str, module: str, args: dict, check: bool = False,
                timeout: float = 300, venv: Path | None = None) -> ModuleResult:
     """Run one module on one host (ad-hoc `ansible -o`) and return its result dict."""

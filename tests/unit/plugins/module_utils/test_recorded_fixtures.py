@@ -48,9 +48,9 @@ def serve_member(version: str, status_file: str, healthy: dict[str, int]) -> Pat
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_primary_as_recorded(version):
-    server = serve_member(version, "primary-patroni.json",
-                         {"/primary": 200, "/read-write": 200, "/read-only": 200, "/health": 200, "/liveness": 200,
-                          "/readiness": 200})
+    healthy = {"/primary": 200, "/read-write": 200, "/read-only": 200, "/health": 200, "/liveness": 200,
+               "/readiness": 200}
+    server = serve_member(version, "primary-patroni.json", healthy)
     try:
         facts = gather_facts(PatroniClient(server.url(), timeout=2), ["all"])[0]
     finally:
@@ -76,9 +76,9 @@ def test_primary_as_recorded(version):
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_replica_pending_restart_as_recorded(version):
-    server = serve_member(version, "replica-pending-restart-patroni.json",
-                         {"/replica": 200, "/read-only": 200, "/sync": 200, "/health": 200, "/liveness": 200,
-                          "/readiness": 200})
+    healthy = {"/replica": 200, "/read-only": 200, "/sync": 200, "/health": 200, "/liveness": 200,
+               "/readiness": 200}
+    server = serve_member(version, "replica-pending-restart-patroni.json", healthy)
     try:
         facts = gather_facts(PatroniClient(server.url(), timeout=2), ["node", "health"])[0]
     finally:
