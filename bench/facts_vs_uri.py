@@ -74,7 +74,7 @@ def main() -> int:
         members = sum(len(m) for m in lab.clusters.values())
         timed(lab, facts)  # warm-up: SSH control sockets, module caches
         times = {"patroni_facts": [], "uri": []}
-        for _ in range(ROUNDS):
+        for _round in range(ROUNDS):
             times["patroni_facts"].append(timed(lab, facts))
             times["uri"].append(timed(lab, uri))
     med = {k: statistics.median(v) for k, v in times.items()}

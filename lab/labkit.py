@@ -47,7 +47,7 @@ class Lab:
     def ssh(self, host: str, cmd: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
         proc = subprocess.run(
             ["ssh", "-F", str(self.ssh_config), host, cmd],
-            capture_output=True, text=True, timeout=timeout,
+            capture_output=True, text=True, timeout=timeout, check=False,
         )
         if check and proc.returncode != 0:
             raise AssertionError(f"ssh {host} {cmd!r} exited {proc.returncode}: {proc.stderr.strip()[-2000:]}")
@@ -109,11 +109,12 @@ def run_module(inventory: Path, host: str, module: str, args: dict, check: bool 
     cmd = [str(venv / "bin" / "ansible"), host, "-i", str(inventory), "-o", "-m", module, "-a", json.dumps(args)]
     if check:
         cmd.append("--check")
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(venv), timeout=timeout)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(venv), timeout=timeout,
+                          check=False)
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith(f"{host} | ")), None)
     if line is None:
         raise AssertionError(f"no result line from ansible (rc={proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    status, _, payload = line[len(host) + 3:].partition(" => ")
+    status, payload = line[len(host) + 3:].split(" => ", 1)
     result = ModuleResult(json.loads(payload))
     result["_status"] = status.strip().rstrip("!")
     result["_stdout"] = proc.stdout
@@ -157,7 +158,8 @@ def run_playbook(inventory: Path, playbook: Path, extra_vars: dict | None = None
     if limit:
         cmd += ["--limit", limit]
     cmd += extra_args or []
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(venv), timeout=timeout)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(venv), timeout=timeout,
+                          check=False)
     return PlaybookRun(proc)
 
 

@@ -831,7 +831,7 @@ def in_host(lab: Lab, host: str, argv: list[str]) -> list[str]:
 def start_etcd(lab: Lab) -> None:
     members = lab.etcd_hosts()
     initial = ",".join(f"{h.name}=http://{h.ip}:{ETCD_PEER_PORT}" for h in members)
-    uid, _ = uid_gid("etcd", "etcd")
+    uid = uid_gid("etcd", "etcd")[0]
     for host in members:
         run_as = ["setpriv", "--reuid=etcd", "--regid=etcd", "--init-groups", "--"] if uid else []
         argv = in_host(lab, host.name, [
@@ -967,7 +967,7 @@ def start_patroni(lab: Lab, hosts: list[Host]) -> None:
                                       text=True, env=CLEAN_ENV, cwd="/")
              for h in hosts}
     for name, proc in procs.items():
-        out, _ = proc.communicate(timeout=60)
+        out = proc.communicate(timeout=60)[0]
         if proc.returncode != 0:
             log(out.rstrip())
             show_log(name, lab.fs(name, PATRONI_LOG), "patroni did not start")
@@ -1039,7 +1039,7 @@ def wait_healthy(lab: Lab, started: float, timeout: float = UP_TIMEOUT) -> None:
                 log(f"up: cluster {scope} healthy after {time.monotonic() - started:.1f}s: {results[scope][1]}")
         if pending and time.monotonic() > deadline:
             for scope in sorted(pending):
-                _, reason, bad = results[scope]
+                reason, bad = results[scope][1:]
                 log(f"up: cluster {scope} not healthy after {timeout:.0f}s: {reason}")
                 for name in sorted(bad):
                     show_log(name, lab.fs(name, PATRONI_LOG), bad[name])
@@ -1185,7 +1185,7 @@ def cmd_postgres(args) -> int:
 # --------------------------------------------------------------------------------------------------------------
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     sub = parser.add_subparsers(dest="command", required=True)
     dir_opt = argparse.ArgumentParser(add_help=False)
     dir_opt.add_argument("--dir", default=str(DEFAULT_DIR), help=f"lab state dir (default {DEFAULT_DIR})")

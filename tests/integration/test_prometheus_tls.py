@@ -14,7 +14,7 @@ import time
 import pytest
 import requests
 
-from test_prometheus import CLUSTER, prometheus, role_vars  # noqa: F401  (prometheus is a fixture)
+from test_prometheus import CLUSTER, prometheus, role_vars  # noqa: F401 pylint: disable=unused-import  (prometheus is a fixture)
 
 TLS_DIR = "/etc/patroni/pm-tls"
 CERT_DAYS = 10

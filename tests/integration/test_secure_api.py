@@ -71,7 +71,7 @@ def test_api_is_https_only_with_auth_and_allowlist(lab, rollout):
         with pytest.raises(requests.ConnectionError):
             requests.get(f"http://{lab.ip(host)}:8008/patroni", timeout=5)
     leader = rollout["leader"]
-    ctl = f"/etc/patroni/tls/ctl"
+    ctl = "/etc/patroni/tls/ctl"
     # an unsafe call with a client certificate but no credentials: 401 (run on the member, where the ctl key lives)
     code = lab.ssh(leader, f"curl -s -o /dev/null -w '%{{http_code}}' --cacert /etc/patroni/tls/ca.crt "
                            f"--cert {ctl}.crt --key {ctl}.key -XPOST https://{lab.ip(leader)}:8008/reload").stdout
