@@ -14,7 +14,8 @@ import time
 import pytest
 import requests
 
-from test_prometheus import CLUSTER, prometheus, role_vars  # noqa: F401 pylint: disable=unused-import  (prometheus is a fixture)
+# prometheus is a pytest fixture used by name, not called
+from test_prometheus import CLUSTER, prometheus, role_vars  # noqa: F401 pylint: disable=unused-import
 
 TLS_DIR = "/etc/patroni/pm-tls"
 CERT_DAYS = 10
