@@ -15,6 +15,8 @@ find . -path ./.venv -prune -o -path ./.git -prune -o -path ./.lab -prune -o -ty
 if [[ -L "${PGHA_COLLECTION_DIR}" && "$(readlink "${PGHA_COLLECTION_DIR}")" == "${PGHA_REPO}" ]]; then
     rm -f "${PGHA_COLLECTION_DIR}"
 fi
+# The fallback copy of scripts/in-collection-tree.sh
+rm -rf "${PGHA_BUILD_DIR}/copy"
 if [[ "${DISTCLEAN:-0}" == 1 ]]; then
     rm -rf .venv
 fi
