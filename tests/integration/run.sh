@@ -62,9 +62,13 @@ phase_tools() {
     run_pytest ac221 tests/integration/test_tools.py
 }
 
+# `make test` (and so CI) runs the default phases; `tests/integration/run.sh all` adds tls and firewall, which passed
+# on their authors' labs but have not yet run green inside this runner, and add about 20 minutes.
+default_phases=(core operations haproxy secure_api monitoring tools)
 all_phases=(core operations haproxy secure_api tls firewall monitoring tools)
 phases=("$@")
-[ ${#phases[@]} -gt 0 ] || phases=("${all_phases[@]}")
+[ ${#phases[@]} -gt 0 ] || phases=("${default_phases[@]}")
+[ "${phases[*]}" != all ] || phases=("${all_phases[@]}")
 failed=()
 for phase in "${phases[@]}"; do
     start=$(date +%s)
