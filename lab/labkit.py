@@ -80,6 +80,36 @@ class Lab:
         raise AssertionError(f"no single leader in {scope} within {timeout}s; last seen: {last}")
 
 
+    def settled(self, scope: str = "c1", timeout: float = 120) -> str:
+        """Wait until one leader has every other member streaming on its timeline; return the leader's name.
+
+        A test that crashes the primary must start from here: an old primary still rejoining after a switchover has
+        not yet followed the new timeline, and if it wins the failover race it promotes onto a second timeline of
+        the same number, which is not the failover the test means to exercise.
+        """
+        import requests
+
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            try:
+                cluster = requests.get(self.api(self.leader(scope, timeout)) + "/cluster", timeout=2).json()
+            except Exception as exc:  # the leader may be moving
+                last = exc
+                time.sleep(0.5)
+                continue
+            members = cluster["members"]
+            leaders = [m for m in members if m["role"] == "leader"]
+            if (len(leaders) == 1 and len(members) == len(self.members(scope))
+                    and all(m["state"] == "streaming" and m.get("timeline") == leaders[0].get("timeline")
+                            for m in members if m is not leaders[0])):
+                return leaders[0]["name"]
+            last = cluster
+            time.sleep(0.5)
+        raise AssertionError(f"{scope} did not settle (one leader, all others streaming on its timeline) within "
+                             f"{timeout}s; last seen: {last}")
+
+
 def ansible_env(venv: Path | None = None) -> dict:
     venv = venv or ANSIBLE_VENV
     env = dict(os.environ)

@@ -51,7 +51,7 @@ def test_planned_switchover_names_the_new_primary(lab, run_module):
 
 
 def test_crash_of_the_primary_is_followed_by_a_new_one(lab, run_module):
-    leader = lab.leader()
+    leader = lab.settled()
     survivor = next(h for h in lab.members() if h != leader)
     timeline = _timeline(lab, leader)
     # kill -9 Patroni first so it cannot demote cleanly, then the postmaster
