@@ -11,6 +11,7 @@ import argparse
 import concurrent.futures
 import dataclasses
 import grp
+import hashlib
 import ipaddress
 import json
 import os
@@ -594,6 +595,12 @@ def remove_state_dir(directory: Path) -> bool:
     return True
 
 
+def default_name(directory: Path) -> str:
+    if directory == DEFAULT_DIR.resolve():
+        return "pgha"
+    return "l" + hashlib.sha1(str(directory).encode()).hexdigest()[:5]
+
+
 def cmd_down(args) -> int:
     directory = Path(args.dir).resolve()
     name = args.name
@@ -1088,11 +1095,19 @@ def write_inventory(lab: Lab) -> None:
 def cmd_up(args) -> int:
     started = time.monotonic()
     directory = Path(args.dir).resolve()
-    lab = Lab(args.name, args.net, directory, args.clusters, args.members)
+    name = args.name or default_name(directory)
+    lab = Lab(name, args.net, directory, args.clusters, args.members)
     if args.loop_wait < 1:
         raise LabError(f"--loop-wait {args.loop_wait}: must be at least 1 second")
     lab.patroni = resolve_patroni(args)
-    gone = teardown(args.name, directory)
+    # `up` replaces its own lab, never a live lab of the same name that another state dir (another checkout, a
+    # test runner, a benchmark) is using: that lab would vanish under whoever runs it.
+    owners = state_dirs_of(lab_namespaces(name)) - {directory}
+    if owners:
+        raise LabError(f"lab name {name!r} is in use by the running lab in {', '.join(map(str, sorted(owners)))}; "
+                       f"take that one down (lab/pgha_lab.py down --dir DIR) or give this one another --name "
+                       f"and --net")
+    gone = teardown(name, directory)
     if gone:
         log(f"up: removed the previous lab first ({', '.join(gone)})")
     check_net_free(lab)
@@ -1200,7 +1215,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--patroni", choices=("pypi", "debian"), default="pypi")
     p.add_argument("--patroni-version", default=DEFAULT_PATRONI_VERSION, help="with --patroni pypi")
     p.add_argument("--net", default="10.213.0.0/24")
-    p.add_argument("--name", default="pgha")
+    p.add_argument("--name", help="prefix of namespaces and links, 1-7 characters (default: pgha for the default "
+                                   "--dir, else derived from --dir so that labs in different dirs never share one)")
     p.add_argument("--loop-wait", type=int, default=10, help="Patroni loop_wait (default 10, as in production)")
     p.set_defaults(func=cmd_up)
 
