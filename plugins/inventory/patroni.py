@@ -22,7 +22,8 @@ description:
     C(patroni_host), C(patroni_port) (PostgreSQL), C(patroni_timeline), C(patroni_lag), C(patroni_receive_lag),
     C(patroni_replay_lag) (bytes, V(null) when unknown), C(patroni_pending_restart), C(patroni_tags),
     C(patroni_leader), C(patroni_paused) and C(patroni_seed) (the seed that answered)."
-  - A member whose Patroni is stopped leaves C(/cluster) and so the inventory; a seed that is down is skipped.
+  - A member whose Patroni is stopped leaves C(/cluster) and so the inventory; a seed that is down is skipped with
+    a warning that names it and the reason.
   - A cluster none of whose seeds answers is left out with a warning that names the seeds and the reasons, and the
     other clusters still load; with O(strict=true) the inventory fails instead.
   - The configuration file must end in C(.patroni.yml) or C(.patroni.yaml).
@@ -176,6 +177,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 self.display.warning(f"{msg}. Its hosts are left out of this inventory (set strict: true to fail "
                                      "instead).")
                 continue
+            for url, reason in read.get("errors") or []:
+                # A seed that is down is usually a member that stopped: worth knowing, not worth failing for.
+                self.display.warning(f"{NAME} inventory {path}: cluster {label}: seed {url} did not answer, so "
+                                     f"{read['source']} was asked instead: {reason}")
             self._add_cluster(cluster, read, hostname_format, seen, strict)
 
     def _reads(self, path: str, clusters: list[dict[str, t.Any]], cache: bool) -> list[t.Any]:

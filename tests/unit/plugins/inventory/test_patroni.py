@@ -152,6 +152,16 @@ def test_unreachable_cluster_warns_and_others_load(fake, tmp_path):
     assert ":pw@" not in warning
 
 
+def test_seed_down_is_reported_not_fatal(fake, tmp_path):
+    fake.expect(GET(M1 + "/cluster", raises=refused(M1)), GET(M2 + "/cluster", json_body=c1()))
+    got = load(write(tmp_path, {"clusters": [{"name": "orders", "urls": [M1, M2]}]}))
+    assert got.group("orders") == ["c1m1", "c1m2", "c1m3"]
+    assert got.hostvars("c1m1")["patroni_seed"] == M2
+    assert len(got.warnings) == 1
+    assert f"cluster orders: seed {M1} did not answer, so {M2} was asked instead: connection refused by " \
+        "10.213.0.11:8008" in got.warnings[0]
+
+
 def test_unreachable_cluster_strict_fails(fake, tmp_path):
     fake.expect(GET(M1 + "/cluster", raises=refused(M1)), GET(N1 + "/cluster", json_body=c2()))
     with pytest.raises(AnsibleParserError) as err:
