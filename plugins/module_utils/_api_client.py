@@ -270,6 +270,21 @@ def connection_argument_spec() -> dict[str, dict[str, t.Any]]:
     )
 
 
+# The options of the _operation doc fragment; a module passes the wait_timeout default its docs state.
+def member_urls_argument_spec() -> dict[str, dict[str, t.Any]]:
+    return dict(member_api_urls=dict(type="list", elements="str", default=[]))
+
+
+def wait_sleep_argument_spec(wait_sleep: float = 1.0) -> dict[str, dict[str, t.Any]]:
+    return dict(wait_sleep=dict(type="float", default=wait_sleep))
+
+
+def wait_argument_spec(wait_timeout: float, wait_sleep: float = 1.0) -> dict[str, dict[str, t.Any]]:
+    """wait, wait_timeout and wait_sleep (the WAIT and WAIT_SLEEP sections of the _operation fragment)."""
+    return dict(wait=dict(type="bool", default=True), wait_timeout=dict(type="float", default=wait_timeout),
+                **wait_sleep_argument_spec(wait_sleep))
+
+
 CONNECTION_REQUIRED_TOGETHER = [["api_username", "api_password"]]
 CONNECTION_REQUIRED_BY = {"client_key": ["client_cert"]}
 

@@ -24,6 +24,8 @@ extends_documentation_fragment:
   - pgha.patroni._connection
   - pgha.patroni._attributes
   - pgha.patroni._attributes.ACTIONGROUP_PATRONI
+  - pgha.patroni._operation
+  - pgha.patroni._operation.WAIT_SLEEP
 attributes:
   check_mode:
     support: full
@@ -48,15 +50,6 @@ options:
       - Seconds to poll C(/cluster) for members reporting C(pending_restart) after a restart parameter changed.
       - Default is 3 x C(loop_wait) + 5 when a parameter of the restart list changed, else V(0) (look once).
     type: float
-  wait_sleep:
-    description: Seconds between two polls.
-    type: float
-    default: 1
-  member_api_urls:
-    description: More members to ask for C(/cluster) when O(api_url) does not answer.
-    type: list
-    elements: str
-    default: []
 requirements:
   - requests
 notes:
@@ -138,6 +131,8 @@ from ansible_collections.pgha.patroni.plugins.module_utils._api_client import (
     client_from_params,
     connection_module_kwargs,
     ensure_requests,
+    member_urls_argument_spec,
+    wait_sleep_argument_spec,
 )
 from ansible_collections.pgha.patroni.plugins.module_utils._dynamic_config import ConfigRunner
 
@@ -148,8 +143,8 @@ def main() -> None:
         **connection_module_kwargs(dict(
             config=dict(type="dict", required=True),
             pending_restart_timeout=dict(type="float"),
-            wait_sleep=dict(type="float", default=1.0),
-            member_api_urls=dict(type="list", elements="str", default=[]),
+            **wait_sleep_argument_spec(),
+            **member_urls_argument_spec(),
         )),
     )
     ensure_requests(module)

@@ -28,6 +28,7 @@ extends_documentation_fragment:
   - pgha.patroni._attributes.FACTS
   - pgha.patroni._attributes.FACTS_MODULE
   - pgha.patroni._attributes.ACTIONGROUP_PATRONI
+  - pgha.patroni._operation
 options:
   gather_subset:
     description:
@@ -52,9 +53,6 @@ options:
     description:
       - REST API URLs of other members to ask for C(/cluster), C(/config) and C(/history) when this member drops
         the connection. Members found in C(/cluster) are asked too.
-    type: list
-    elements: str
-    default: []
 requirements:
   - requests
 notes:
@@ -283,6 +281,7 @@ from ansible_collections.pgha.patroni.plugins.module_utils._api_client import (
     client_from_params,
     connection_module_kwargs,
     ensure_requests,
+    member_urls_argument_spec,
 )
 from ansible_collections.pgha.patroni.plugins.module_utils._facts import GATHER_SUBSET_CHOICES, gather_facts
 
@@ -293,7 +292,7 @@ def main() -> None:
         **connection_module_kwargs(dict(
             gather_subset=dict(type="list", elements="str", default=["all"], choices=GATHER_SUBSET_CHOICES),
             health_lag=dict(type="str"),
-            member_api_urls=dict(type="list", elements="str", default=[]),
+            **member_urls_argument_spec(),
         )),
     )
     ensure_requests(module)

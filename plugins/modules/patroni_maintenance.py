@@ -20,6 +20,9 @@ extends_documentation_fragment:
   - pgha.patroni._connection
   - pgha.patroni._attributes
   - pgha.patroni._attributes.ACTIONGROUP_PATRONI
+  - pgha.patroni._operation
+  - pgha.patroni._operation.WAIT
+  - pgha.patroni._operation.WAIT_SLEEP
 attributes:
   check_mode:
     support: full
@@ -37,21 +40,9 @@ options:
     required: true
   wait:
     description: Wait until every member reports the state.
-    type: bool
-    default: true
   wait_timeout:
     description: Seconds to wait for the members.
-    type: float
     default: 60
-  wait_sleep:
-    description: Seconds between two polls.
-    type: float
-    default: 1
-  member_api_urls:
-    description: More members to ask for C(/cluster) when O(api_url) does not answer.
-    type: list
-    elements: str
-    default: []
 requirements:
   - requests
 seealso:
@@ -103,6 +94,8 @@ from ansible_collections.pgha.patroni.plugins.module_utils._api_client import (
     client_from_params,
     connection_module_kwargs,
     ensure_requests,
+    member_urls_argument_spec,
+    wait_argument_spec,
 )
 from ansible_collections.pgha.patroni.plugins.module_utils._dynamic_config import MaintenanceRunner
 from ansible_collections.pgha.patroni.plugins.module_utils._operations import PatroniOperationTimeout
@@ -113,10 +106,8 @@ def main() -> None:
         supports_check_mode=True,
         **connection_module_kwargs(dict(
             state=dict(type="str", choices=["paused", "resumed"], required=True),
-            wait=dict(type="bool", default=True),
-            wait_timeout=dict(type="float", default=60.0),
-            wait_sleep=dict(type="float", default=1.0),
-            member_api_urls=dict(type="list", elements="str", default=[]),
+            **wait_argument_spec(wait_timeout=60.0),
+            **member_urls_argument_spec(),
         )),
     )
     ensure_requests(module)

@@ -20,6 +20,9 @@ extends_documentation_fragment:
   - pgha.patroni._connection
   - pgha.patroni._attributes
   - pgha.patroni._attributes.ACTIONGROUP_PATRONI
+  - pgha.patroni._operation
+  - pgha.patroni._operation.WAIT
+  - pgha.patroni._operation.WAIT_SLEEP
 attributes:
   check_mode:
     support: full
@@ -52,21 +55,9 @@ options:
     default: false
   wait:
     description: Wait until the member streams again.
-    type: bool
-    default: true
   wait_timeout:
     description: Seconds to wait; a large database takes as long as a base backup.
-    type: float
     default: 600
-  wait_sleep:
-    description: Seconds between two polls.
-    type: float
-    default: 1
-  member_api_urls:
-    description: More members to ask for C(/cluster) when O(api_url) does not answer.
-    type: list
-    elements: str
-    default: []
 requirements:
   - requests
 seealso:
@@ -119,6 +110,8 @@ from ansible_collections.pgha.patroni.plugins.module_utils._api_client import (
     client_from_params,
     connection_module_kwargs,
     ensure_requests,
+    member_urls_argument_spec,
+    wait_argument_spec,
 )
 from ansible_collections.pgha.patroni.plugins.module_utils._operations import PatroniOperationTimeout, ReinitRunner
 
@@ -131,10 +124,8 @@ def main() -> None:
             force=dict(type="bool", default=False),
             from_leader=dict(type="bool", default=False),
             only_if_unhealthy=dict(type="bool", default=False),
-            wait=dict(type="bool", default=True),
-            wait_timeout=dict(type="float", default=600.0),
-            wait_sleep=dict(type="float", default=1.0),
-            member_api_urls=dict(type="list", elements="str", default=[]),
+            **wait_argument_spec(wait_timeout=600.0),
+            **member_urls_argument_spec(),
         )),
     )
     ensure_requests(module)

@@ -23,6 +23,9 @@ extends_documentation_fragment:
   - pgha.patroni._connection
   - pgha.patroni._attributes
   - pgha.patroni._attributes.ACTIONGROUP_PATRONI
+  - pgha.patroni._operation
+  - pgha.patroni._operation.WAIT
+  - pgha.patroni._operation.WAIT_SLEEP
 attributes:
   check_mode:
     support: full
@@ -46,21 +49,10 @@ options:
     default: false
   wait:
     description: Wait until the REST API of every reloaded member answers again.
-    type: bool
-    default: true
   wait_timeout:
-    description: Seconds to wait.
-    type: float
     default: 30
   wait_sleep:
-    description: Seconds between two polls.
-    type: float
     default: 0.5
-  member_api_urls:
-    description: More members to ask for C(/cluster) when O(api_url) does not answer.
-    type: list
-    elements: str
-    default: []
 requirements:
   - requests
 seealso:
@@ -99,6 +91,8 @@ from ansible_collections.pgha.patroni.plugins.module_utils._api_client import (
     client_from_params,
     connection_module_kwargs,
     ensure_requests,
+    member_urls_argument_spec,
+    wait_argument_spec,
 )
 from ansible_collections.pgha.patroni.plugins.module_utils._operations import PatroniOperationTimeout, ReloadRunner
 
@@ -107,10 +101,8 @@ def main() -> None:
     kwargs = connection_module_kwargs(dict(
         members=dict(type="list", elements="str", default=[]),
         all_members=dict(type="bool", default=False),
-        wait=dict(type="bool", default=True),
-        wait_timeout=dict(type="float", default=30.0),
-        wait_sleep=dict(type="float", default=0.5),
-        member_api_urls=dict(type="list", elements="str", default=[]),
+        **wait_argument_spec(wait_timeout=30.0, wait_sleep=0.5),
+        **member_urls_argument_spec(),
     ))
     module = AnsibleModule(supports_check_mode=True, mutually_exclusive=[["members", "all_members"]], **kwargs)
     ensure_requests(module)

@@ -23,6 +23,7 @@ extends_documentation_fragment:
   - pgha.patroni._connection
   - pgha.patroni._attributes
   - pgha.patroni._attributes.ACTIONGROUP_PATRONI
+  - pgha.patroni._operation
 attributes:
   check_mode:
     support: full
@@ -62,11 +63,6 @@ options:
         C(primary_start_timeout), 300 s.
       - The HTTP request waits this long plus 30 s, whatever O(timeout) says.
     type: int
-  member_api_urls:
-    description: More members to ask for C(/cluster) when O(api_url) does not answer.
-    type: list
-    elements: str
-    default: []
 requirements:
   - requests
 seealso:
@@ -127,6 +123,7 @@ from ansible_collections.pgha.patroni.plugins.module_utils._api_client import (
     client_from_params,
     connection_module_kwargs,
     ensure_requests,
+    member_urls_argument_spec,
 )
 from ansible_collections.pgha.patroni.plugins.module_utils._operations import RestartRunner
 
@@ -139,7 +136,7 @@ def main() -> None:
         role=dict(type="str", choices=["primary", "replica", "any"], default="any"),
         scheduled_at=dict(type="str"),
         restart_timeout=dict(type="int"),
-        member_api_urls=dict(type="list", elements="str", default=[]),
+        **member_urls_argument_spec(),
     ))
     module = AnsibleModule(supports_check_mode=True, mutually_exclusive=[["members", "all_members"]], **kwargs)
     ensure_requests(module)

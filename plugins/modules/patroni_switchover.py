@@ -26,6 +26,9 @@ extends_documentation_fragment:
   - pgha.patroni._connection
   - pgha.patroni._attributes
   - pgha.patroni._attributes.ACTIONGROUP_PATRONI
+  - pgha.patroni._operation
+  - pgha.patroni._operation.WAIT
+  - pgha.patroni._operation.WAIT_SLEEP
 attributes:
   check_mode:
     support: full
@@ -55,22 +58,9 @@ options:
   wait:
     description:
       - Wait until the new primary runs and accepts writes. Ignored with O(scheduled_at).
-    type: bool
-    default: true
   wait_timeout:
     description: Seconds to wait for the new primary after Patroni answered.
-    type: float
     default: 120
-  wait_sleep:
-    description: Seconds between two polls while waiting.
-    type: float
-    default: 1
-  member_api_urls:
-    description:
-      - More members to ask for C(/cluster) when O(api_url) does not answer.
-    type: list
-    elements: str
-    default: []
 requirements:
   - requests
 notes:
@@ -161,6 +151,8 @@ from ansible_collections.pgha.patroni.plugins.module_utils._api_client import (
     client_from_params,
     connection_module_kwargs,
     ensure_requests,
+    member_urls_argument_spec,
+    wait_argument_spec,
 )
 from ansible_collections.pgha.patroni.plugins.module_utils._operations import PatroniOperationTimeout
 from ansible_collections.pgha.patroni.plugins.module_utils._switchover import SwitchoverRunner
@@ -173,10 +165,8 @@ def main() -> None:
             candidate=dict(type="str"),
             leader=dict(type="str"),
             scheduled_at=dict(type="str"),
-            wait=dict(type="bool", default=True),
-            wait_timeout=dict(type="float", default=120.0),
-            wait_sleep=dict(type="float", default=1.0),
-            member_api_urls=dict(type="list", elements="str", default=[]),
+            **wait_argument_spec(wait_timeout=120.0),
+            **member_urls_argument_spec(),
         )),
     )
     ensure_requests(module)

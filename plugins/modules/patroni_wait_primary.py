@@ -25,6 +25,8 @@ extends_documentation_fragment:
   - pgha.patroni._attributes
   - pgha.patroni._attributes.INFO_MODULE
   - pgha.patroni._attributes.ACTIONGROUP_PATRONI
+  - pgha.patroni._operation
+  - pgha.patroni._operation.WAIT_SLEEP
 options:
   wait_timeout:
     description: Seconds to wait before failing. V(0) checks once.
@@ -33,8 +35,6 @@ options:
   wait_sleep:
     description:
       - Seconds between the starts of two polls (at least V(0.05)). A change is seen within about this time.
-    type: float
-    default: 1
   not_member:
     description:
       - Name of a member that must not be the answer, typically the old primary after a switchover or failover.
@@ -59,9 +59,6 @@ options:
   member_api_urls:
     description:
       - More members to ask for C(/cluster) from the start, useful when O(api_url) may be the member that is down.
-    type: list
-    elements: str
-    default: []
 requirements:
   - requests
 notes:
@@ -153,6 +150,8 @@ from ansible_collections.pgha.patroni.plugins.module_utils._api_client import (
     client_from_params,
     connection_module_kwargs,
     ensure_requests,
+    member_urls_argument_spec,
+    wait_sleep_argument_spec,
 )
 from ansible_collections.pgha.patroni.plugins.module_utils._wait_primary import (
     PatroniWaitTimeout,
@@ -165,13 +164,13 @@ def main() -> None:
         supports_check_mode=True,
         **connection_module_kwargs(dict(
             wait_timeout=dict(type="float", default=120.0),
-            wait_sleep=dict(type="float", default=1.0),
+            **wait_sleep_argument_spec(),
             not_member=dict(type="str"),
             member=dict(type="str"),
             min_timeline=dict(type="int"),
             min_replicas=dict(type="int", default=0),
             max_lag=dict(type="str"),
-            member_api_urls=dict(type="list", elements="str", default=[]),
+            **member_urls_argument_spec(),
         )),
     )
     ensure_requests(module)
