@@ -87,6 +87,16 @@ class PatroniError(Exception):
                 "retryable": self.retryable}
 
 
+class PatroniWaitExpired(PatroniError):
+    """A wait ran out of time; ``details`` (last state seen, elapsed seconds) join the task's failure result."""
+
+    default_kind = KIND_TIMEOUT
+
+    def __init__(self, msg: str, details: dict[str, t.Any] | None = None) -> None:
+        super().__init__(msg, retryable=False)
+        self.details = details or {}
+
+
 class PatroniTLSError(PatroniError):
     default_kind = KIND_TLS
 

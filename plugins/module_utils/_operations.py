@@ -18,12 +18,14 @@ import typing as t
 from ansible_collections.pgha.patroni.plugins.module_utils._api_client import (
     KIND_BAD_OPTION,
     KIND_HTTP,
-    KIND_TIMEOUT,
     PatroniBadJSON,
     PatroniClient,
     PatroniError,
     PatroniHTTPError,
+    PatroniWaitExpired,
     body_excerpt,
+    client_from_params,
+    ensure_requests,
     same_api_url,
 )
 from ansible_collections.pgha.patroni.plugins.module_utils._facts import LEADER_ROLES, build_cluster
@@ -39,12 +41,27 @@ class PatroniOperationError(PatroniError):
     """Patroni refused or failed an operation; ``msg`` says why in the user's terms."""
 
 
-class PatroniOperationTimeout(PatroniError):
-    default_kind = KIND_TIMEOUT
+class PatroniOperationTimeout(PatroniWaitExpired):
+    """An operation was sent but its effect was not seen in time."""
 
-    def __init__(self, msg: str, details: dict[str, t.Any] | None = None) -> None:
-        super().__init__(msg, retryable=False)
-        self.details = details or {}
+
+T = t.TypeVar("T")
+
+
+def run_operation(module: t.Any, operation: t.Callable[[PatroniClient], T]) -> T:
+    """Run ``operation`` with a client built from the module's connection options.
+
+    The one place where Patroni's errors become the task's failure, so every module fails with the same keys:
+    ``msg``, ``error``, and after a wait ran out the last state seen beside them.
+    """
+    ensure_requests(module)
+    try:
+        return operation(client_from_params(module.params, module))
+    except PatroniWaitExpired as err:
+        module.fail_json(msg=str(err), error=err.to_dict(), **err.details)
+    except PatroniError as err:
+        module.fail_json(msg=str(err), error=err.to_dict())
+    raise RuntimeError("fail_json returned")  # unreachable: fail_json exits; keeps the return type honest
 
 
 # ----------------------------------------------------------------------------------------------------------------

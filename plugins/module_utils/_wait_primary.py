@@ -14,11 +14,11 @@ import typing as t
 
 from ansible_collections.pgha.patroni.plugins.module_utils._api_client import (
     KIND_BAD_OPTION,
-    KIND_TIMEOUT,
     PatroniBadJSON,
     PatroniClient,
     PatroniError,
     PatroniResponse,
+    PatroniWaitExpired,
     fetch_many,
     normalise_role,
     parse_lag,
@@ -31,12 +31,8 @@ MIN_WAIT_SLEEP = 0.05
 MIN_REQUEST_TIMEOUT = 0.5
 
 
-class PatroniWaitTimeout(PatroniError):
-    default_kind = KIND_TIMEOUT
-
-    def __init__(self, msg: str, details: dict[str, t.Any]) -> None:
-        super().__init__(msg, retryable=False)
-        self.details = details
+class PatroniWaitTimeout(PatroniWaitExpired):
+    """No primary met the conditions in time."""
 
 
 def _lag_text(member: dict[str, t.Any]) -> str:

@@ -127,14 +127,12 @@ conflicts_retried:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgha.patroni.plugins.module_utils._api_client import (
-    PatroniError,
-    client_from_params,
     connection_module_kwargs,
-    ensure_requests,
     member_urls_argument_spec,
     wait_sleep_argument_spec,
 )
 from ansible_collections.pgha.patroni.plugins.module_utils._dynamic_config import ConfigRunner
+from ansible_collections.pgha.patroni.plugins.module_utils._operations import run_operation
 
 
 def main() -> None:
@@ -147,15 +145,11 @@ def main() -> None:
             **member_urls_argument_spec(),
         )),
     )
-    ensure_requests(module)
     params = module.params
-    try:
-        result = ConfigRunner(
-            client_from_params(params, module), params["config"], check_mode=module.check_mode,
-            pending_restart_timeout=params["pending_restart_timeout"], wait_sleep=params["wait_sleep"],
-            member_api_urls=params["member_api_urls"]).run()
-    except PatroniError as err:
-        module.fail_json(msg=str(err), error=err.to_dict())
+    result = run_operation(module, lambda client: ConfigRunner(
+        client, params["config"], check_mode=module.check_mode,
+        pending_restart_timeout=params["pending_restart_timeout"], wait_sleep=params["wait_sleep"],
+        member_api_urls=params["member_api_urls"]).run())
     if module._diff:
         result["diff"] = {"before": result["before"], "after": result["config"]}
     module.exit_json(**result)

@@ -277,13 +277,11 @@ ansible_facts:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgha.patroni.plugins.module_utils._api_client import (
-    PatroniError,
-    client_from_params,
     connection_module_kwargs,
-    ensure_requests,
     member_urls_argument_spec,
 )
 from ansible_collections.pgha.patroni.plugins.module_utils._facts import GATHER_SUBSET_CHOICES, gather_facts
+from ansible_collections.pgha.patroni.plugins.module_utils._operations import run_operation
 
 
 def main() -> None:
@@ -295,13 +293,9 @@ def main() -> None:
             **member_urls_argument_spec(),
         )),
     )
-    ensure_requests(module)
-    try:
-        client = client_from_params(module.params, module)
-        facts, warnings = gather_facts(client, module.params["gather_subset"], module.params["health_lag"],
-                                       module.params["member_api_urls"])
-    except PatroniError as err:
-        module.fail_json(msg=str(err), error=err.to_dict())
+    params = module.params
+    facts, warnings = run_operation(module, lambda client: gather_facts(
+        client, params["gather_subset"], params["health_lag"], params["member_api_urls"]))
     for warning in warnings:
         module.warn(warning)
     module.exit_json(changed=False, ansible_facts={"patroni": facts})

@@ -90,15 +90,12 @@ elapsed:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgha.patroni.plugins.module_utils._api_client import (
-    PatroniError,
-    client_from_params,
     connection_module_kwargs,
-    ensure_requests,
     member_urls_argument_spec,
     wait_argument_spec,
 )
 from ansible_collections.pgha.patroni.plugins.module_utils._dynamic_config import MaintenanceRunner
-from ansible_collections.pgha.patroni.plugins.module_utils._operations import PatroniOperationTimeout
+from ansible_collections.pgha.patroni.plugins.module_utils._operations import run_operation
 
 
 def main() -> None:
@@ -110,17 +107,11 @@ def main() -> None:
             **member_urls_argument_spec(),
         )),
     )
-    ensure_requests(module)
     params = module.params
-    try:
-        result = MaintenanceRunner(
-            client_from_params(params, module), params["state"], check_mode=module.check_mode, wait=params["wait"],
-            wait_timeout=params["wait_timeout"], wait_sleep=params["wait_sleep"],
-            member_api_urls=params["member_api_urls"]).run()
-    except PatroniOperationTimeout as err:
-        module.fail_json(msg=str(err), error=err.to_dict(), **err.details)
-    except PatroniError as err:
-        module.fail_json(msg=str(err), error=err.to_dict())
+    result = run_operation(module, lambda client: MaintenanceRunner(
+        client, params["state"], check_mode=module.check_mode, wait=params["wait"],
+        wait_timeout=params["wait_timeout"], wait_sleep=params["wait_sleep"],
+        member_api_urls=params["member_api_urls"]).run())
     module.exit_json(**result)
 
 

@@ -106,14 +106,11 @@ elapsed:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgha.patroni.plugins.module_utils._api_client import (
-    PatroniError,
-    client_from_params,
     connection_module_kwargs,
-    ensure_requests,
     member_urls_argument_spec,
     wait_argument_spec,
 )
-from ansible_collections.pgha.patroni.plugins.module_utils._operations import PatroniOperationTimeout, ReinitRunner
+from ansible_collections.pgha.patroni.plugins.module_utils._operations import ReinitRunner, run_operation
 
 
 def main() -> None:
@@ -128,19 +125,13 @@ def main() -> None:
             **member_urls_argument_spec(),
         )),
     )
-    ensure_requests(module)
     params = module.params
-    try:
-        result = ReinitRunner(
-            client_from_params(params, module), params["member"], check_mode=module.check_mode,
-            force=params["force"], from_leader=params["from_leader"],
-            only_if_unhealthy=params["only_if_unhealthy"], wait=params["wait"],
-            wait_timeout=params["wait_timeout"], wait_sleep=params["wait_sleep"],
-            member_api_urls=params["member_api_urls"]).run()
-    except PatroniOperationTimeout as err:
-        module.fail_json(msg=str(err), error=err.to_dict(), **err.details)
-    except PatroniError as err:
-        module.fail_json(msg=str(err), error=err.to_dict())
+    result = run_operation(module, lambda client: ReinitRunner(
+        client, params["member"], check_mode=module.check_mode,
+        force=params["force"], from_leader=params["from_leader"],
+        only_if_unhealthy=params["only_if_unhealthy"], wait=params["wait"],
+        wait_timeout=params["wait_timeout"], wait_sleep=params["wait_sleep"],
+        member_api_urls=params["member_api_urls"]).run())
     module.exit_json(**result)
 
 

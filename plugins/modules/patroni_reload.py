@@ -87,14 +87,11 @@ pending_restart:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgha.patroni.plugins.module_utils._api_client import (
-    PatroniError,
-    client_from_params,
     connection_module_kwargs,
-    ensure_requests,
     member_urls_argument_spec,
     wait_argument_spec,
 )
-from ansible_collections.pgha.patroni.plugins.module_utils._operations import PatroniOperationTimeout, ReloadRunner
+from ansible_collections.pgha.patroni.plugins.module_utils._operations import ReloadRunner, run_operation
 
 
 def main() -> None:
@@ -105,17 +102,11 @@ def main() -> None:
         **member_urls_argument_spec(),
     ))
     module = AnsibleModule(supports_check_mode=True, mutually_exclusive=[["members", "all_members"]], **kwargs)
-    ensure_requests(module)
     params = module.params
-    try:
-        result = ReloadRunner(
-            client_from_params(params, module), check_mode=module.check_mode, members=params["members"],
-            all_members=params["all_members"], wait=params["wait"], wait_timeout=params["wait_timeout"],
-            wait_sleep=params["wait_sleep"], member_api_urls=params["member_api_urls"]).run()
-    except PatroniOperationTimeout as err:
-        module.fail_json(msg=str(err), error=err.to_dict(), **err.details)
-    except PatroniError as err:
-        module.fail_json(msg=str(err), error=err.to_dict())
+    result = run_operation(module, lambda client: ReloadRunner(
+        client, check_mode=module.check_mode, members=params["members"],
+        all_members=params["all_members"], wait=params["wait"], wait_timeout=params["wait_timeout"],
+        wait_sleep=params["wait_sleep"], member_api_urls=params["member_api_urls"]).run())
     module.exit_json(**result)
 
 

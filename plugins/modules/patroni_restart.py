@@ -119,13 +119,10 @@ scheduled_at:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgha.patroni.plugins.module_utils._api_client import (
-    PatroniError,
-    client_from_params,
     connection_module_kwargs,
-    ensure_requests,
     member_urls_argument_spec,
 )
-from ansible_collections.pgha.patroni.plugins.module_utils._operations import RestartRunner
+from ansible_collections.pgha.patroni.plugins.module_utils._operations import RestartRunner, run_operation
 
 
 def main() -> None:
@@ -139,16 +136,12 @@ def main() -> None:
         **member_urls_argument_spec(),
     ))
     module = AnsibleModule(supports_check_mode=True, mutually_exclusive=[["members", "all_members"]], **kwargs)
-    ensure_requests(module)
     params = module.params
-    try:
-        result = RestartRunner(
-            client_from_params(params, module), check_mode=module.check_mode, members=params["members"],
-            all_members=params["all_members"], pending_only=params["pending_only"], role=params["role"],
-            scheduled_at=params["scheduled_at"], restart_timeout=params["restart_timeout"],
-            member_api_urls=params["member_api_urls"]).run()
-    except PatroniError as err:
-        module.fail_json(msg=str(err), error=err.to_dict())
+    result = run_operation(module, lambda client: RestartRunner(
+        client, check_mode=module.check_mode, members=params["members"],
+        all_members=params["all_members"], pending_only=params["pending_only"], role=params["role"],
+        scheduled_at=params["scheduled_at"], restart_timeout=params["restart_timeout"],
+        member_api_urls=params["member_api_urls"]).run())
     module.exit_json(**result)
 
 

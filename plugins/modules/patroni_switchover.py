@@ -147,14 +147,11 @@ elapsed:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgha.patroni.plugins.module_utils._api_client import (
-    PatroniError,
-    client_from_params,
     connection_module_kwargs,
-    ensure_requests,
     member_urls_argument_spec,
     wait_argument_spec,
 )
-from ansible_collections.pgha.patroni.plugins.module_utils._operations import PatroniOperationTimeout
+from ansible_collections.pgha.patroni.plugins.module_utils._operations import run_operation
 from ansible_collections.pgha.patroni.plugins.module_utils._switchover import SwitchoverRunner
 
 
@@ -169,18 +166,12 @@ def main() -> None:
             **member_urls_argument_spec(),
         )),
     )
-    ensure_requests(module)
     params = module.params
-    try:
-        result = SwitchoverRunner(
-            client_from_params(params, module), check_mode=module.check_mode, candidate=params["candidate"],
-            leader=params["leader"], scheduled_at=params["scheduled_at"], wait=params["wait"],
-            wait_timeout=params["wait_timeout"], wait_sleep=params["wait_sleep"],
-            member_api_urls=params["member_api_urls"]).run()
-    except PatroniOperationTimeout as err:
-        module.fail_json(msg=str(err), error=err.to_dict(), **err.details)
-    except PatroniError as err:
-        module.fail_json(msg=str(err), error=err.to_dict())
+    result = run_operation(module, lambda client: SwitchoverRunner(
+        client, check_mode=module.check_mode, candidate=params["candidate"],
+        leader=params["leader"], scheduled_at=params["scheduled_at"], wait=params["wait"],
+        wait_timeout=params["wait_timeout"], wait_sleep=params["wait_sleep"],
+        member_api_urls=params["member_api_urls"]).run())
     module.exit_json(**result)
 
 

@@ -146,17 +146,12 @@ missing:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgha.patroni.plugins.module_utils._api_client import (
-    PatroniError,
-    client_from_params,
     connection_module_kwargs,
-    ensure_requests,
     member_urls_argument_spec,
     wait_sleep_argument_spec,
 )
-from ansible_collections.pgha.patroni.plugins.module_utils._wait_primary import (
-    PatroniWaitTimeout,
-    wait_for_primary,
-)
+from ansible_collections.pgha.patroni.plugins.module_utils._operations import run_operation
+from ansible_collections.pgha.patroni.plugins.module_utils._wait_primary import wait_for_primary
 
 
 def main() -> None:
@@ -173,25 +168,18 @@ def main() -> None:
             **member_urls_argument_spec(),
         )),
     )
-    ensure_requests(module)
     params = module.params
-    try:
-        client = client_from_params(params, module)
-        result = wait_for_primary(
-            client,
-            wait_timeout=params["wait_timeout"],
-            wait_sleep=params["wait_sleep"],
-            not_member=params["not_member"],
-            member=params["member"],
-            min_timeline=params["min_timeline"],
-            min_replicas=params["min_replicas"],
-            max_lag=params["max_lag"],
-            member_api_urls=params["member_api_urls"],
-        )
-    except PatroniWaitTimeout as err:
-        module.fail_json(msg=str(err), error=err.to_dict(), **err.details)
-    except PatroniError as err:
-        module.fail_json(msg=str(err), error=err.to_dict())
+    result = run_operation(module, lambda client: wait_for_primary(
+        client,
+        wait_timeout=params["wait_timeout"],
+        wait_sleep=params["wait_sleep"],
+        not_member=params["not_member"],
+        member=params["member"],
+        min_timeline=params["min_timeline"],
+        min_replicas=params["min_replicas"],
+        max_lag=params["max_lag"],
+        member_api_urls=params["member_api_urls"],
+    ))
     module.exit_json(changed=False, **result)
 
 

@@ -18,11 +18,12 @@ from ansible_collections.pgha.patroni.plugins.module_utils._operations import (
     ReloadRunner,
     RestartRunner,
     parse_schedule,
+    run_operation,
     same_time,
 )
 from ansible_collections.pgha.patroni.tests.unit.helpers.fake_http import GET, Call
 from ansible_collections.pgha.patroni.tests.unit.helpers.fixtures import fake  # noqa: F401 pylint: disable=unused-import
-from ansible_collections.pgha.patroni.tests.unit.helpers.module import load_fixture
+from ansible_collections.pgha.patroni.tests.unit.helpers.module import AnsibleFailJson, load_fixture
 
 M1, M2, M3 = "http://10.213.0.11:8008", "http://10.213.0.12:8008", "http://10.213.0.13:8008"
 FUTURE = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=2)).replace(microsecond=0)
@@ -318,3 +319,42 @@ def test_reinit_timeout_says_what_was_seen(fake):
     assert info.value.msg == ("c1m2 was reinitialized but does not stream again after 3.0 s (wait_timeout=3); last "
                               "seen: state creating replica, replication_state streaming. A large database takes "
                               "longer: raise wait_timeout, and read the member's Patroni log")
+
+
+class StubModule:
+    """Just what run_operation uses of AnsibleModule; fail_json raises like the module test helper's."""
+
+    def __init__(self) -> None:
+        self.params = {"api_url": "http://user:secret@10.213.0.11:8008", "timeout": 5.0}
+        self.no_log_values: set[str] = set()
+
+    def fail_json(self, msg: str = "", **kwargs: object) -> None:
+        raise AnsibleFailJson(dict(kwargs, failed=True, msg=msg))
+
+
+def test_run_operation_returns_the_result_and_hides_url_credentials():
+    module = StubModule()
+    assert run_operation(module, lambda client: client.api_url) == M1
+    assert "secret" in module.no_log_values
+
+
+def test_run_operation_puts_the_last_state_of_an_expired_wait_beside_the_message():
+    def expire(client):
+        raise PatroniOperationTimeout("c1m2 did not lead within 2 s", {"elapsed": 2.0, "members": ["c1m1"]})
+
+    with pytest.raises(AnsibleFailJson) as info:
+        run_operation(StubModule(), expire)
+    result = info.value.result
+    assert result["msg"] == "c1m2 did not lead within 2 s"
+    assert result["elapsed"] == 2.0 and result["members"] == ["c1m1"]
+    assert result["error"]["kind"] == "timeout" and result["error"]["retryable"] is False
+
+
+def test_run_operation_fails_with_msg_and_error_only():
+    def refuse(client):
+        raise PatroniOperationError("switchover refused", url=M1, status=412)
+
+    with pytest.raises(AnsibleFailJson) as info:
+        run_operation(StubModule(), refuse)
+    assert sorted(info.value.result) == ["error", "failed", "msg"]
+    assert info.value.result["error"]["status"] == 412
