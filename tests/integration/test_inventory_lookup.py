@@ -33,8 +33,9 @@ def _write_source(tmp_path, lab, seeds=None, **extra):
     clusters = [{"name": scope, "urls": seeds.get(scope) or [lab.api(h) for h in members]}
                 for scope, members in sorted(lab.clusters.items())]
     path = tmp_path / "lab.patroni.yml"
-    path.write_text(json.dumps(dict({"plugin": "pgha.patroni.patroni", "clusters": clusters, "timeout": 3},
-                                   **extra)))
+    config = {"plugin": "pgha.patroni.patroni", "clusters": clusters, "timeout": 3}
+    config.update(extra)
+    path.write_text(json.dumps(config))
     return path
 
 
@@ -69,7 +70,7 @@ def _assert_matches_patronictl(lab, data, scope, members=None):
         assert (name in _group(data, "sync_standby")) == (row["Role"] == "Sync Standby")
         got = hostvars[name]
         assert got["patroni_state"] == row["State"], (name, got["patroni_state"], row["State"])
-        assert str(row["Host"]).split(":")[0] == got["patroni_host"] == got["ansible_host"] == lab.ip(name)
+        assert str(row["Host"]).split(":", maxsplit=1)[0] == got["patroni_host"] == got["ansible_host"] == lab.ip(name)
         assert got["patroni_port"] == 5432 and got["patroni_scope"] == scope
         assert got["patroni_api_url"] == lab.api(name)
         if row.get("TL") not in (None, ""):
@@ -97,7 +98,7 @@ def test_role_groups_follow_a_switchover_and_cache_until_flushed(lab, tmp_path):
     candidate = next(h for h in lab.members(scope) if h != leader)
     source = _write_source(tmp_path, lab, cache=True, cache_plugin="ansible.builtin.jsonfile",
                            cache_connection=str(tmp_path / "cache"), cache_timeout=3600)
-    before, _ = _inventory(source)
+    before = _inventory(source)[0]
     assert _group(before, "c1_primary") == [leader]
 
     response = requests.post(lab.api(leader) + "/switchover", json={"leader": leader, "candidate": candidate},
@@ -105,11 +106,11 @@ def test_role_groups_follow_a_switchover_and_cache_until_flushed(lab, tmp_path):
     assert response.status_code == 200, response.text
     assert lab.leader(scope) == candidate
     started = time.monotonic()
-    cached, _ = _inventory(source)
+    cached = _inventory(source)[0]
     # the cache answers without asking Patroni, so it still has the old primary...
     assert _group(cached, "c1_primary") == [leader]
     # ...until the cache is flushed, as `meta: refresh_inventory` or --flush-cache do
-    fresh, _ = _inventory(source, extra=["--flush-cache"])
+    fresh = _inventory(source, extra=["--flush-cache"])[0]
     assert _group(fresh, "c1_primary") == [candidate]
     assert leader in _group(fresh, "c1_replica") and candidate not in _group(fresh, "c1_replica")
     assert _hostvars(fresh)[candidate]["patroni_role"] == "primary"
