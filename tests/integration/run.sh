@@ -57,6 +57,10 @@ phase_monitoring() {
     lab_up
     run_pytest ac221 tests/integration/test_prometheus.py tests/integration/test_prometheus_tls.py
 }
+phase_inventory() {
+    lab_up --clusters 2
+    run_pytest ac221 tests/integration/test_inventory_lookup.py
+}
 phase_tools() {
     lab_up
     run_pytest ac221 tests/integration/test_tools.py
@@ -67,8 +71,8 @@ phase_tools() {
 # take a little over half the time of one. Expected seconds per phase (measured on a quiet 2-core machine) let the
 # longest phases start first and the lanes end together.
 declare -A expected=([secure_api]=350 [haproxy]=300 [firewall]=280 [tls]=260 [core]=190 [monitoring]=110
-                     [operations]=95 [tools]=90)
-all_phases=(core operations haproxy secure_api tls firewall monitoring tools)
+                     [operations]=95 [tools]=90 [inventory]=160)
+all_phases=(core operations haproxy secure_api tls firewall monitoring tools inventory)
 phases=("$@")
 [ ${#phases[@]} -gt 0 ] || phases=("${all_phases[@]}")
 [ "${phases[*]}" != all ] || phases=("${all_phases[@]}")
