@@ -195,23 +195,32 @@ class Watcher(threading.Thread):
             time.sleep(self.interval)
 
 
+def within(at: float, windows: list[tuple[float, float]]) -> bool:
+    return any(start <= at <= end for start, end in windows)
+
+
 def analyse(results: dict[str, dict], switchovers: dict[str, list]) -> dict[str, dict]:
     figures = {}
     for scope, data in results.items():
         ok, failed = data["writes"]["ok"], data["writes"]["failed"]
         windows = [(lost - 1.0, gained + AFTER_SWITCHOVER) for lost, gained, _old, _new in switchovers.get(scope, [])]
-        outside = [f for f in failed if not any(a <= f[0] <= b for a, b in windows)]
+        outside = [f for f in failed if not within(f[0], windows)]
         times = sorted(w[0] for w in ok)
         gap = max((b - a for a, b in zip(times, times[1:])), default=0.0)
         reads, read_failed = data["reads"]
-        bad = [r for r in reads if r[2] and (r[3] != "streaming" or (r[4] is not None and r[4] > READ_LAG_LIMIT))]
+        # While the primary changes, every replica's WAL receiver reconnects to the new one: a read then finds no
+        # receiver, on a replica that is as fresh as the last WAL the old primary sent. Outside a switchover a
+        # replica without a streaming receiver is one that restarted and came back into the pool too early.
+        lagging = [r for r in reads if r[2] and r[4] is not None and r[4] > READ_LAG_LIMIT]
+        bad = lagging + [r for r in reads if r[2] and r[3] != "streaming" and not within(r[0], windows) and r not in lagging]
+        reconnecting = [r for r in reads if r[2] and r[3] != "streaming" and within(r[0], windows)]
         figures[scope] = {
             "writes_ok": len(ok), "writes_failed": len(failed), "failed_outside_switchover": len(outside),
             "first_outside": outside[:3], "longest_gap_s": round(gap, 2),
             "writes_on_replica": sum(1 for w in ok if w[2]),
             "switchovers": [f"{old}->{new}" for _lost, _gained, old, new in switchovers.get(scope, [])],
             "reads": len(reads), "reads_failed": len(read_failed), "reads_lagging_or_not_streaming": len(bad),
-            "first_bad_reads": bad[:3],
+            "first_bad_reads": bad[:3], "reads_during_switchover_receiver_reconnecting": len(reconnecting),
             "max_read_lag_bytes": max((r[4] for r in reads if r[4] is not None), default=0),
         }
     return figures
@@ -276,7 +285,8 @@ def bench() -> int:
             print(f"  {scope}: switchovers {fig['switchovers']}, writes ok {fig['writes_ok']} failed "
                   f"{fig['writes_failed']} (outside the switchover {fig['failed_outside_switchover']}), longest gap "
                   f"{fig['longest_gap_s']} s; reads {fig['reads']} (failed {fig['reads_failed']}, from a lagging or "
-                  f"non-streaming replica {fig['reads_lagging_or_not_streaming']}, max lag "
+                  f"non-streaming replica {fig['reads_lagging_or_not_streaming']}, during the switchover with the "
+                  f"WAL receiver reconnecting {fig['reads_during_switchover_receiver_reconnecting']}, max lag "
                   f"{fig['max_read_lag_bytes']} B)")
         if run.rc != 0:
             missed.append(f"{name}: the playbook failed:\n{run}")
