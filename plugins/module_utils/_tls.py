@@ -14,11 +14,16 @@ APIs that only exist in newer versions (``verify_directly_issued_by``, ``*_utc``
 from __future__ import annotations
 
 import datetime
+import grp
 import ipaddress
 import os
+import pwd
 import re
 import tempfile
 import traceback
+import typing as t
+
+from ansible.module_utils.basic import missing_required_lib
 
 CRYPTOGRAPHY_IMPORT_ERROR = None
 try:
@@ -399,3 +404,42 @@ def write_atomic(path: str, data: bytes, mode: int, uid: int = -1, gid: int = -1
         except OSError:
             pass
         raise
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# What the TLS modules share around the certificate logic
+
+
+def owner_ids(owner: str | None, group: str | None) -> tuple[int, int]:
+    """uid and gid for os.fchown; -1 leaves that one as it is."""
+    uid = gid = -1
+    try:
+        if owner:
+            uid = pwd.getpwnam(owner).pw_uid
+        if group:
+            gid = grp.getgrnam(group).gr_gid
+    except KeyError as e:
+        raise TLSError(f"owner/group {e} does not exist on this host; create the user or change owner/group")
+    return uid, gid
+
+
+def fix_file_attributes(module: t.Any, path: str, mode: int, owner: str | None, group: str | None,
+                        diff: dict[str, t.Any] | None = None) -> bool:
+    """Correct mode, owner and group of a file whose content is already right; True when something changed."""
+    file_args = {"path": path, "mode": format(mode, "04o"), "owner": owner, "group": group,
+                 "secontext": None, "attributes": None}
+    return module.set_fs_attributes_if_different(file_args, False, diff)
+
+
+def run_tls_module(module: t.Any, run: t.Callable[[t.Any], dict[str, t.Any]]) -> None:
+    """main() of a TLS module after its AnsibleModule: the one place where TLSError becomes the task's failure.
+    ``run`` returns the result with a ``diff`` that is only kept in diff mode."""
+    if not HAS_CRYPTOGRAPHY:
+        module.fail_json(msg=missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMPORT_ERROR)
+    try:
+        result = run(module)
+    except TLSError as e:
+        module.fail_json(msg=str(e))
+    if not module._diff:
+        result.pop("diff", None)
+    module.exit_json(**result)

@@ -123,7 +123,7 @@ info:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgha.patroni.plugins.module_utils import _tls
 
@@ -196,15 +196,7 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    if not _tls.HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib("cryptography"), exception=_tls.CRYPTOGRAPHY_IMPORT_ERROR)
-    try:
-        result = run(module)
-    except _tls.TLSError as e:
-        module.fail_json(msg=str(e))
-    if not module._diff:
-        result.pop("diff", None)
-    module.exit_json(**result)
+    _tls.run_tls_module(module, run)
 
 
 if __name__ == "__main__":

@@ -107,10 +107,8 @@ key_type:
 """
 
 import os
-import pwd
-import grp
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgha.patroni.plugins.module_utils import _tls
 
@@ -119,18 +117,6 @@ try:
     HAS_YAML = True
 except ImportError:
     HAS_YAML = False
-
-
-def _ids(module: AnsibleModule) -> tuple:
-    uid = gid = -1
-    try:
-        if module.params["owner"]:
-            uid = pwd.getpwnam(module.params["owner"]).pw_uid
-        if module.params["group"]:
-            gid = grp.getgrnam(module.params["group"]).gr_gid
-    except KeyError as e:
-        raise _tls.TLSError(f"owner/group {e} does not exist on this host; create the user or change owner/group")
-    return uid, gid
 
 
 def read_connect_address(path: str) -> str:
@@ -153,7 +139,7 @@ def read_connect_address(path: str) -> str:
 def run(module: AnsibleModule) -> dict:
     p = module.params
     key_path = p["private_key_path"]
-    uid, gid = _ids(module)
+    uid, gid = _tls.owner_ids(p["owner"], p["group"])
     result = {"changed": False, "key_created": False, "current_certificate": "", "connect_address": ""}
 
     if os.path.exists(key_path):
@@ -169,10 +155,8 @@ def run(module: AnsibleModule) -> dict:
             _tls.write_atomic(key_path, _tls.private_key_pem(key, p["private_key_passphrase"]), 0o600, uid, gid)
 
     if not result["key_created"] or not module.check_mode:
-        file_args = {"path": key_path, "mode": "0600", "owner": p["owner"], "group": p["group"],
-                     "secontext": None, "attributes": None}
         diff = {"before": {}, "after": {}}
-        if module.set_fs_attributes_if_different(file_args, False, diff):
+        if _tls.fix_file_attributes(module, key_path, 0o600, p["owner"], p["group"], diff):
             result["changed"] = True
             result["diff"] = {"before": {"key_file": diff["before"]}, "after": {"key_file": diff["after"]}}
     if result["key_created"]:
@@ -210,15 +194,7 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    if not _tls.HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib("cryptography"), exception=_tls.CRYPTOGRAPHY_IMPORT_ERROR)
-    try:
-        result = run(module)
-    except _tls.TLSError as e:
-        module.fail_json(msg=str(e))
-    if not module._diff:
-        result.pop("diff", None)
-    module.exit_json(**result)
+    _tls.run_tls_module(module, run)
 
 
 if __name__ == "__main__":

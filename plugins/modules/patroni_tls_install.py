@@ -110,11 +110,9 @@ info:
   type: dict
 """
 
-import grp
 import os
-import pwd
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgha.patroni.plugins.module_utils import _tls
 
@@ -123,18 +121,6 @@ try:
     HAS_YAML = True
 except ImportError:
     HAS_YAML = False
-
-
-def _ids(p: dict) -> tuple:
-    uid = gid = -1
-    try:
-        if p["owner"]:
-            uid = pwd.getpwnam(p["owner"]).pw_uid
-        if p["group"]:
-            gid = grp.getgrnam(p["group"]).gr_gid
-    except KeyError as e:
-        raise _tls.TLSError(f"owner/group {e} does not exist on this host; create the user or change owner/group")
-    return uid, gid
 
 
 def _current(path: str) -> bytes | None:
@@ -198,7 +184,7 @@ def run(module: AnsibleModule) -> dict:
     if p["bundle_path"]:
         planned.append(("bundle", p["bundle_path"], cert_pem + _tls.private_key_pem(key), 0o600))
 
-    uid, gid = _ids(p)
+    uid, gid = _tls.owner_ids(p["owner"], p["group"])
     result = {"changed": False, "certificate_changed": False, "ca_changed": False, "bundle_changed": False,
               "reload_needed": False, "info": _tls.describe_certificate(cert)}
     diff_before, diff_after = {}, {}
@@ -218,9 +204,7 @@ def run(module: AnsibleModule) -> dict:
             if not module.check_mode:
                 _tls.write_atomic(path, data, mode, uid, gid)
         elif not module.check_mode or os.path.exists(path):
-            file_args = {"path": path, "mode": format(mode, "04o"), "owner": p["owner"], "group": p["group"],
-                         "secontext": None, "attributes": None}
-            if module.set_fs_attributes_if_different(file_args, False):
+            if _tls.fix_file_attributes(module, path, mode, p["owner"], p["group"]):
                 result["changed"] = True
 
     if p["patroni_config"] and changed_paths:
@@ -247,15 +231,7 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    if not _tls.HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib("cryptography"), exception=_tls.CRYPTOGRAPHY_IMPORT_ERROR)
-    try:
-        result = run(module)
-    except _tls.TLSError as e:
-        module.fail_json(msg=str(e))
-    if not module._diff:
-        result.pop("diff", None)
-    module.exit_json(**result)
+    _tls.run_tls_module(module, run)
 
 
 if __name__ == "__main__":

@@ -113,3 +113,29 @@ def test_not_valid_after_is_naive_utc(ca):
     value = _tls.not_valid_after(ca[1])
     assert value.tzinfo is None
     assert value > _tls._utcnow()
+
+
+def test_owner_ids_leave_unset_owner_and_group_alone():
+    assert _tls.owner_ids(None, None) == (-1, -1)
+    assert _tls.owner_ids("root", "root") == (0, 0)
+
+
+def test_owner_ids_name_the_missing_user():
+    with pytest.raises(_tls.TLSError) as info:
+        _tls.owner_ids("pgha-no-such-user", None)
+    assert str(info.value) == ("owner/group \"getpwnam(): name not found: 'pgha-no-such-user'\" does not exist on "
+                               "this host; create the user or change owner/group")
+
+
+def test_fix_file_attributes_asks_for_mode_owner_and_group_only():
+    calls = []
+
+    class Module:
+        def set_fs_attributes_if_different(self, file_args, changed, diff=None):
+            calls.append((file_args, changed, diff))
+            return True
+
+    diff = {"before": {}, "after": {}}
+    assert _tls.fix_file_attributes(Module(), "/etc/patroni/tls/key.pem", 0o600, "postgres", None, diff) is True
+    assert calls == [({"path": "/etc/patroni/tls/key.pem", "mode": "0600", "owner": "postgres", "group": None,
+                       "secontext": None, "attributes": None}, False, diff)]
