@@ -24,6 +24,7 @@ from ansible_collections.pgha.patroni.plugins.module_utils._operations import (
     PatroniOperationError,
     PatroniOperationTimeout,
     Poller,
+    WaitingRunner,
     answer_of,
     refusal,
 )
@@ -226,22 +227,15 @@ class ConfigRunner:
 # patroni_maintenance
 
 
-class MaintenanceRunner:
+class MaintenanceRunner(WaitingRunner):
     def __init__(self, client: PatroniClient, state: str, check_mode: bool = False, wait: bool = True,
                  wait_timeout: float = 60.0, wait_sleep: float = 1.0, member_api_urls: t.Iterable[str] = (),
                  clock: t.Callable[[], float] = time.monotonic, sleep: t.Callable[[float], None] = time.sleep,
                  ) -> None:
         if state not in ("paused", "resumed"):
             raise PatroniError(f"state={state!r} must be paused or resumed", kind=KIND_BAD_OPTION)
-        self.client = client
+        super().__init__(client, check_mode, wait, wait_timeout, wait_sleep, member_api_urls, clock, sleep)
         self.paused = state == "paused"
-        self.check_mode = check_mode
-        self.wait = wait
-        self.wait_timeout = wait_timeout
-        self.wait_sleep = wait_sleep
-        self.view = ClusterView(client, member_api_urls)
-        self.clock = clock
-        self.sleep = sleep
 
     def run(self) -> dict[str, t.Any]:
         # What patronictl pause/resume send: {"pause": true} and {"pause": null}.

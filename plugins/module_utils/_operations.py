@@ -111,6 +111,23 @@ class ClusterView:
             kind="connection", retryable=True)
 
 
+class WaitingRunner:
+    """What every operation keeps that reads C(/cluster) and may wait for its effect: the client, the cluster view
+    with fallback members, the wait settings, and a clock and sleep that tests replace."""
+
+    def __init__(self, client: PatroniClient, check_mode: bool, wait: bool, wait_timeout: float, wait_sleep: float,
+                 member_api_urls: t.Iterable[str], clock: t.Callable[[], float] = time.monotonic,
+                 sleep: t.Callable[[float], None] = time.sleep) -> None:
+        self.client = client
+        self.check_mode = check_mode
+        self.wait = wait
+        self.wait_timeout = wait_timeout
+        self.wait_sleep = wait_sleep
+        self.view = ClusterView(client, member_api_urls)
+        self.clock = clock
+        self.sleep = sleep
+
+
 def leader_of(cluster: dict[str, t.Any]) -> dict[str, t.Any] | None:
     return next((m for m in cluster["members"] if m["role"] in LEADER_ROLES), None)
 
@@ -378,21 +395,14 @@ class RestartRunner:
 # Reload
 
 
-class ReloadRunner:
+class ReloadRunner(WaitingRunner):
     def __init__(self, client: PatroniClient, check_mode: bool = False, members: t.Sequence[str] | None = None,
                  all_members: bool = False, wait: bool = True, wait_timeout: float = 30.0, wait_sleep: float = 0.5,
                  member_api_urls: t.Iterable[str] = (), clock: t.Callable[[], float] = time.monotonic,
                  sleep: t.Callable[[float], None] = time.sleep) -> None:
-        self.client = client
-        self.check_mode = check_mode
+        super().__init__(client, check_mode, wait, wait_timeout, wait_sleep, member_api_urls, clock, sleep)
         self.members = list(members or [])
         self.all_members = all_members
-        self.wait = wait
-        self.wait_timeout = wait_timeout
-        self.wait_sleep = wait_sleep
-        self.view = ClusterView(client, member_api_urls)
-        self.clock = clock
-        self.sleep = sleep
 
     def run(self) -> dict[str, t.Any]:
         cluster = self.view.fetch()
@@ -453,24 +463,17 @@ REINIT_RULES: list[tuple[int | None, str, str]] = [
 ]
 
 
-class ReinitRunner:
+class ReinitRunner(WaitingRunner):
     def __init__(self, client: PatroniClient, member: str, check_mode: bool = False, force: bool = False,
                  from_leader: bool = False, only_if_unhealthy: bool = False, wait: bool = True,
                  wait_timeout: float = 600.0, wait_sleep: float = 1.0, member_api_urls: t.Iterable[str] = (),
                  clock: t.Callable[[], float] = time.monotonic, sleep: t.Callable[[float], None] = time.sleep,
                  ) -> None:
-        self.client = client
+        super().__init__(client, check_mode, wait, wait_timeout, wait_sleep, member_api_urls, clock, sleep)
         self.member = member
-        self.check_mode = check_mode
         self.force = force
         self.from_leader = from_leader
         self.only_if_unhealthy = only_if_unhealthy
-        self.wait = wait
-        self.wait_timeout = wait_timeout
-        self.wait_sleep = wait_sleep
-        self.view = ClusterView(client, member_api_urls)
-        self.clock = clock
-        self.sleep = sleep
 
     def run(self) -> dict[str, t.Any]:
         cluster = self.view.fetch()

@@ -21,9 +21,9 @@ from ansible_collections.pgha.patroni.plugins.module_utils._api_client import (
 )
 from ansible_collections.pgha.patroni.plugins.module_utils._facts import LEADER_ROLES
 from ansible_collections.pgha.patroni.plugins.module_utils._operations import (
-    ClusterView,
     PatroniOperationError,
     PatroniOperationTimeout,
+    WaitingRunner,
     answer_of,
     explain,
     leader_of,
@@ -120,18 +120,13 @@ def best_candidate(cluster: dict[str, t.Any], leader: dict[str, t.Any] | None) -
     return sorted(good, key=lambda m: (m["lag"], str(m["name"])))[0]
 
 
-class _Operation:
+class _Operation(WaitingRunner):
     action = "switchover"
 
     def __init__(self, client: PatroniClient, check_mode: bool, candidate: str | None, wait: bool,
                  wait_timeout: float, wait_sleep: float, member_api_urls: t.Iterable[str]) -> None:
-        self.client = client
-        self.check_mode = check_mode
+        super().__init__(client, check_mode, wait, wait_timeout, wait_sleep, member_api_urls)
         self.candidate = candidate or None
-        self.wait = wait
-        self.wait_timeout = wait_timeout
-        self.wait_sleep = wait_sleep
-        self.view = ClusterView(client, member_api_urls)
 
     def _post(self, target_api_url: str, body: dict[str, t.Any], description: str) -> tuple[int | None, str]:
         """(status, text) of the POST; (None, reason) when the answer did not come and only waiting can tell."""
