@@ -127,6 +127,15 @@ class _Operation(WaitingRunner):
                  wait_timeout: float, wait_sleep: float, member_api_urls: t.Iterable[str]) -> None:
         super().__init__(client, check_mode, wait, wait_timeout, wait_sleep, member_api_urls)
         self.candidate = candidate or None
+        self.view_members: list[dict[str, t.Any]] = []
+
+    def _read_cluster(self) -> tuple[dict[str, t.Any], str, dict[str, t.Any] | None, dict[str, t.Any]]:
+        """The cluster now, its scope, its leader, and the result fields both operations start from."""
+        cluster = self.view.fetch()
+        self.view_members = cluster["members"]
+        leader = leader_of(cluster)
+        name = leader["name"] if leader else None
+        return cluster, cluster["scope"] or "", leader, {"changed": False, "previous_primary": name, "primary": name}
 
     def _post(self, target_api_url: str, body: dict[str, t.Any], description: str) -> tuple[int | None, str]:
         """(status, text) of the POST; (None, reason) when the answer did not come and only waiting can tell."""
@@ -174,15 +183,10 @@ class SwitchoverRunner(_Operation):
                                "leading as leader and the one that must take over as candidate",
                                kind=KIND_BAD_OPTION)
         self.schedule = parse_schedule(scheduled_at)
-        self.view_members: list[dict[str, t.Any]] = []
 
     def run(self) -> dict[str, t.Any]:
-        cluster = self.view.fetch()
-        self.view_members = cluster["members"]
-        scope = cluster["scope"] or ""
-        leader = leader_of(cluster)
-        result: dict[str, t.Any] = {"changed": False, "previous_primary": leader["name"] if leader else None,
-                                    "primary": leader["name"] if leader else None, "scheduled_at": None}
+        cluster, scope, leader, result = self._read_cluster()
+        result["scheduled_at"] = None
         if leader is None:
             raise PatroniOperationError(f"cluster {scope} has no leader, so there is nothing to switch over from: "
                                         "use patroni_failover with a candidate")
@@ -249,16 +253,11 @@ class FailoverRunner(_Operation):
                                kind=KIND_BAD_OPTION)
         super().__init__(client, check_mode, candidate, wait, wait_timeout, wait_sleep, member_api_urls)
         self.force = force
-        self.view_members: list[dict[str, t.Any]] = []
 
     def run(self) -> dict[str, t.Any]:
-        cluster = self.view.fetch()
-        self.view_members = cluster["members"]
-        scope = cluster["scope"] or ""
-        leader = leader_of(cluster)
+        cluster, scope, leader, result = self._read_cluster()
+        result["candidate"] = self.candidate
         healthy_leader = leader is not None and leader["state"] == "running"
-        result: dict[str, t.Any] = {"changed": False, "previous_primary": leader["name"] if leader else None,
-                                    "primary": leader["name"] if leader else None, "candidate": self.candidate}
         if healthy_leader and leader["name"] == self.candidate:
             return dict(result, msg=f"{self.candidate} already leads cluster {scope}")
         candidate = member_named(cluster, self.candidate)
