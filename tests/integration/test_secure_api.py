@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -91,20 +93,103 @@ def test_wrong_vault_password_stops_before_touching_a_host(lab, tmp_path, layout
     assert (sorted(pki.rglob("*")) if pki.exists() else None) == pki_before
 
 
+CHK_ST_ENABLED = 0x4  # HAProxy's srv_check_state flag that "disable health" clears
+
+
+def servers_state(sock_path: Path) -> dict[tuple[str, str], dict[str, int]]:
+    """lb1's `show servers state`, read through its runtime socket as the root namespace sees it."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(2)
+        sock.connect(str(sock_path))
+        sock.sendall(b"show servers state\n")
+        data = b"".join(iter(lambda: sock.recv(65536), b"")).decode()
+    lines = data.splitlines()
+    header = lines[1].lstrip("# ").split()
+    rows = [dict(zip(header, ln.split())) for ln in lines[2:] if ln.strip()]
+    return {(r["be_name"], r["srv_name"]): {"op": int(r["srv_op_state"]), "check": int(r["srv_check_state"])}
+            for r in rows}
+
+
+class HaproxyWatch(threading.Thread):
+    """Samples lb1's server states every 0.2 s: any change of a server's state (UP to DOWN or back) and how long
+    each server's health checks stayed paused."""
+
+    def __init__(self, lab):
+        super().__init__(daemon=True)
+        # lb1's private /run/haproxy, as the root namespace sees it (lab/README.md): no SSH round trip per sample
+        self.sock = lab.dir / "hosts" / "lb1" / "fs" / "run" / "haproxy" / "admin.sock"
+        self.stop = threading.Event()
+        self.first: dict = {}
+        self.changes: list = []
+        self.paused_since: dict = {}
+        self.longest_pause: dict = {}
+        self.samples = self.errors = self.most_paused_at_once = 0
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                states = servers_state(self.sock)
+            except (OSError, IndexError):  # the moment of a reload
+                self.errors += 1
+                self.stop.wait(0.1)
+                continue
+            now = time.monotonic()
+            self.samples += 1
+            for key, state in states.items():
+                first = self.first.setdefault(key, state)
+                if state["op"] != first["op"]:
+                    self.changes.append((round(now, 1), key, first["op"], state["op"]))
+                if not state["check"] & CHK_ST_ENABLED:
+                    since = self.paused_since.setdefault(key, now)
+                    self.longest_pause[key] = max(self.longest_pause.get(key, 0.0), now - since)
+                else:
+                    self.paused_since.pop(key, None)
+            self.most_paused_at_once = max(self.most_paused_at_once, len({key[1] for key in self.paused_since}))
+            self.stop.wait(0.2)
+
+    def summary(self) -> dict:
+        return {"samples": self.samples, "errors": self.errors, "changes": self.changes[:20],
+                "servers": len(self.first), "most_paused_at_once": self.most_paused_at_once,
+                "longest_pause_s": {"/".join(k): round(v, 1) for k, v in sorted(self.longest_pause.items())}}
+
+
+def haproxy_settled(lab, leader: str, timeout: float = 60, steady: float = 5) -> None:
+    """Wait until lb1 routes writes to the leader only and no server changed state for `steady` seconds."""
+    sock = HaproxyWatch(lab).sock
+    deadline, states, since = time.monotonic() + timeout, {}, time.monotonic()
+    while time.monotonic() < deadline:
+        now = servers_state(sock)
+        if now != states:
+            states, since = now, time.monotonic()
+        primary_up = {srv for (be, srv), st in states.items() if be.endswith("_primary") and st["op"] == 2}
+        if primary_up == {leader} and time.monotonic() - since >= steady:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"HAProxy on lb1 did not settle within {timeout}s: {states}")
+
+
 @pytest.fixture(scope="module")
 def rollout(lab, run_playbook):
-    """HAProxy first (plain checks), then the whole demo job with a writer on the write port throughout."""
+    """HAProxy first (plain checks), then the whole demo job with a writer on the write port throughout, and
+    lb1's server states sampled all along."""
     first = run_playbook(str(REPO / "playbooks" / "lab_haproxy.yml"))
     assert first.rc == 0, first
     leader = lab.leader()
     timeline = requests.get(lab.api(leader) + "/patroni", timeout=5).json()["timeline"]
     started = start_times(lab)
+    haproxy_settled(lab, leader)
+    watch = HaproxyWatch(lab)
+    watch.start()
     t0 = time.monotonic()
     with Writer(lab, port=5000) as writer:
         run = run_playbook(str(DEMO))
     elapsed = time.monotonic() - t0
-    print(f"secure_api rollout (demo.yml) took {elapsed:.1f}s; writer: {json.dumps(writer.summary)}")
-    return {"run": run, "writer": writer.summary, "leader": leader, "timeline": timeline, "started": started}
+    watch.stop.set()
+    watch.join(timeout=10)
+    print(f"secure_api rollout (demo.yml) took {elapsed:.1f}s; writer: {json.dumps(writer.summary)}; "
+          f"haproxy: {json.dumps(watch.summary())}")
+    return {"run": run, "writer": writer.summary, "leader": leader, "timeline": timeline, "started": started,
+            "haproxy": watch.summary(), "elapsed": elapsed}
 
 
 def test_rollout_succeeds_without_a_failed_write(rollout):
@@ -113,6 +198,22 @@ def test_rollout_succeeds_without_a_failed_write(rollout):
     assert writer["ok"] > 50, writer
     assert writer["failed"] == 0, writer
     assert writer["on_replica"] == 0, writer
+
+
+def test_haproxy_never_marks_a_member_down(lab, rollout):
+    """Each member's checks switch to TLS with its own reload: no server changes state during the rollout, and
+    no check stays paused for longer than that one member's reload and HAProxy's."""
+    watch = rollout["haproxy"]
+    assert watch["samples"] > 50, watch
+    assert watch["servers"] == 3 * len(lab.members()), watch
+    assert watch["changes"] == [], watch
+    # every member was paused (its API changed protocol), each for its own turn only: never two members at once
+    # (one member at a time) and none until the end of the rollout, as when all checks switched after the last one
+    assert len(watch["longest_pause_s"]) == watch["servers"], watch
+    assert watch["most_paused_at_once"] == 1, watch
+    assert max(watch["longest_pause_s"].values()) < rollout["elapsed"] / 3, (rollout["elapsed"], watch)
+    states = servers_state(HaproxyWatch(lab).sock)
+    assert all(st["check"] & CHK_ST_ENABLED for st in states.values()), states
 
 
 def test_leader_timeline_and_postgres_unchanged(lab, rollout):
