@@ -9,7 +9,7 @@ pgha_require_venv "${PGHA_VENV_AC221}"
 cd "${PGHA_REPO}"
 export ANSIBLE_COLLECTIONS_PATH="${PGHA_BUILD_DIR}"
 shopt -s nullglob
-benches=(bench/*.py)
+benches=(bench/[!_]*.py)  # bench/_*.py are helpers the benchmarks start
 ((${#benches[@]} > 0)) || pgha_die "no bench/*.py found in ${PGHA_REPO}; nothing to run"
 failed=()
 for bench in "${benches[@]}"; do
