@@ -79,7 +79,6 @@ class Lab:
             time.sleep(0.5)
         raise AssertionError(f"no single leader in {scope} within {timeout}s; last seen: {last}")
 
-
     def settled(self, scope: str = "c1", timeout: float = 120) -> str:
         """Wait until one leader has every other member streaming on its timeline; return the leader's name.
 

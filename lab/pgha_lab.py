@@ -1215,8 +1215,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--patroni", choices=("pypi", "debian"), default="pypi")
     p.add_argument("--patroni-version", default=DEFAULT_PATRONI_VERSION, help="with --patroni pypi")
     p.add_argument("--net", default="10.213.0.0/24")
-    p.add_argument("--name", help="prefix of namespaces and links, 1-7 characters (default: pgha for the default "
-                                   "--dir, else derived from --dir so that labs in different dirs never share one)")
+    p.add_argument("--name", help="prefix of namespaces and links, 1-7 characters (default: pgha for the "
+                                  "default --dir, else derived from --dir so that labs in different dirs never "
+                                  "share one)")
     p.add_argument("--loop-wait", type=int, default=10, help="Patroni loop_wait (default 10, as in production)")
     p.set_defaults(func=cmd_up)
 
