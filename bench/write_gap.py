@@ -206,7 +206,7 @@ def spread(values: list[float]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--rounds", type=int, default=5, help="switchovers and crash failovers, each (default 5)")
     parser.add_argument("--interval", type=float, default=0.05, help="seconds between two writes (default 0.05)")
     parser.add_argument("--settle", type=float, default=9.0,

@@ -49,9 +49,24 @@ attributes:
     description: Action returns an C(ansible_facts) dictionary that will update existing host facts.
 """
 
-    # For facts modules: use together with DOCUMENTATION and FACTS. INFO_MODULE ends inside attributes, so the
-    # facts entry lands there.
-    FACTS_MODULE = INFO_MODULE + r"""  facts:
+    # For facts modules: use together with DOCUMENTATION and FACTS. A literal, not INFO_MODULE + text: ansible-test's
+    # yamllint reads doc fragments as plain string assignments and fails on anything else.
+    FACTS_MODULE = r"""
+options: {}
+attributes:
+  check_mode:
+    support: full
+    details:
+      - This action does not modify state.
+  diff_mode:
+    support: N/A
+    details:
+      - This action does not modify state.
+  idempotent:
+    support: full
+    details:
+      - This action does not modify state.
+  facts:
     support: full
 """
 
