@@ -46,15 +46,20 @@ def serve_member(version: str, status_file: str, healthy: dict[str, int]) -> Pat
     return server
 
 
+def facts_as_recorded(version: str, patroni_file: str, statuses: dict, subset: list) -> dict:
+    """patroni_facts' view of a member served from its recorded answers."""
+    server = serve_member(version, patroni_file, statuses)
+    try:
+        return gather_facts(PatroniClient(server.url(), timeout=2), subset)[0]
+    finally:
+        server.stop()
+
+
 @pytest.mark.parametrize("version", VERSIONS)
 def test_primary_as_recorded(version):
     healthy = {"/primary": 200, "/read-write": 200, "/read-only": 200, "/health": 200, "/liveness": 200,
                "/readiness": 200}
-    server = serve_member(version, "primary-patroni.json", healthy)
-    try:
-        facts = gather_facts(PatroniClient(server.url(), timeout=2), ["all"])[0]
-    finally:
-        server.stop()
+    facts = facts_as_recorded(version, "primary-patroni.json", healthy, ["all"])
     assert facts["role"] == "primary"  # 3.0.2 says "master"
     assert facts["scope"] == "c1" and facts["state"] == "running"
     assert facts["version"] == version.split("-")[1]
@@ -78,11 +83,7 @@ def test_primary_as_recorded(version):
 def test_replica_pending_restart_as_recorded(version):
     healthy = {"/replica": 200, "/read-only": 200, "/sync": 200, "/health": 200, "/liveness": 200,
                "/readiness": 200}
-    server = serve_member(version, "replica-pending-restart-patroni.json", healthy)
-    try:
-        facts = gather_facts(PatroniClient(server.url(), timeout=2), ["node", "health"])[0]
-    finally:
-        server.stop()
+    facts = facts_as_recorded(version, "replica-pending-restart-patroni.json", healthy, ["node", "health"])
     assert facts["role"] == "replica" and facts["sync_standby"] is True and facts["paused"] is True
     assert facts["pending_restart"] is True
     if version == "patroni-4.1.5":
