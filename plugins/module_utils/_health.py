@@ -1,0 +1,219 @@
+# Copyright (c) 2026, pgha maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# Note that this module util is **PRIVATE** to the collection. It can have breaking changes at any time.
+# Do not use this from other collections or standalone plugins/modules!
+
+"""patroni_wait_healthy: poll /cluster until the cluster can lose a member, or say every reason it cannot."""
+
+from __future__ import annotations
+
+import time
+import typing as t
+
+from ansible_collections.pgha.patroni.plugins.module_utils._api_client import (
+    KIND_BAD_OPTION,
+    PatroniClient,
+    PatroniError,
+    PatroniWaitExpired,
+    parse_lag,
+)
+from ansible_collections.pgha.patroni.plugins.module_utils._facts import LEADER_ROLES, build_node
+from ansible_collections.pgha.patroni.plugins.module_utils._operations import (
+    Poller,
+    WaitingRunner,
+    member_named,
+    member_names,
+)
+
+KIND_UNHEALTHY = "unhealthy"
+KIND_BLOCKED = "blocked"
+
+
+class PatroniUnhealthy(PatroniWaitExpired):
+    """The cluster did not become healthy within wait_timeout."""
+
+    default_kind = KIND_UNHEALTHY
+
+
+class PatroniHealthBlocked(PatroniWaitExpired):
+    """The cluster is paused or has something scheduled: waiting cannot make it healthy, so it fails at once."""
+
+    default_kind = KIND_BLOCKED
+
+    def __init__(self, msg: str, details: dict[str, t.Any] | None = None) -> None:
+        super().__init__(msg, details)
+        self.kind = KIND_BLOCKED
+
+
+class HealthWaiter(WaitingRunner):
+    def __init__(self, client: PatroniClient, check_mode: bool = False, expected_members: int = 0,
+                 max_lag: t.Any = None, member: str | None = None, wait_timeout: float = 60.0,
+                 wait_sleep: float = 1.0, member_api_urls: t.Iterable[str] = (),
+                 clock: t.Callable[[], float] = time.monotonic, sleep: t.Callable[[float], None] = time.sleep,
+                 ) -> None:
+        if expected_members is None or expected_members < 0:
+            raise PatroniError(f"expected_members={expected_members!r} must be 0 or more", kind=KIND_BAD_OPTION)
+        super().__init__(client, check_mode, True, wait_timeout, wait_sleep, member_api_urls, clock, sleep)
+        self.expected_members = int(expected_members)
+        self.max_lag = parse_lag(max_lag, "max_lag")
+        self.max_lag_text = str(max_lag).strip() if self.max_lag is not None else None
+        self.member = member or None
+        # Validated here so a bad wait_timeout or wait_sleep fails before the first request.
+        self.poller = Poller(wait_timeout, wait_sleep, clock, sleep)
+        self.cluster: dict[str, t.Any] | None = None
+        self.member_status: dict[str, t.Any] | None = None
+
+    # Loop
+
+    def run(self) -> dict[str, t.Any]:
+        while True:
+            reasons, blockers = self._poll()
+            if blockers:
+                raise PatroniHealthBlocked(self._message(blockers + reasons, blocked=True),
+                                           self._details(blockers + reasons, blockers))
+            if not reasons:
+                return self._result()
+            if not self.poller.next():
+                raise PatroniUnhealthy(self._message(reasons, blocked=False), self._details(reasons, []))
+
+    def _poll(self) -> tuple[list[str], list[str]]:
+        try:
+            cluster = self.view.fetch()
+        except PatroniError as err:
+            if not err.retryable:
+                raise
+            # The cluster view of the last good poll would be misleading next to "no member answered".
+            self.cluster = None
+            self.member_status = None
+            return [err.msg], []
+        self.cluster = cluster
+        reasons = self._cluster_reasons(cluster)
+        if self.member:
+            reasons += self._member_reasons(cluster)
+        return reasons, self._blockers(cluster)
+
+    # What /cluster says
+
+    def _cluster_reasons(self, cluster: dict[str, t.Any]) -> list[str]:
+        members = cluster["members"]
+        reasons: list[str] = []
+        leaders = [m for m in members if m["role"] in LEADER_ROLES]
+        if len(leaders) != 1:
+            reasons.append(f"{len(leaders)} leaders ({', '.join(str(m['name']) for m in leaders)}) instead of "
+                           "exactly one")
+        if len(members) < self.expected_members:
+            reasons.append(f"only {len(members)} of {self.expected_members} members in /cluster "
+                           f"({member_names(cluster)})")
+        leader = leaders[0] if len(leaders) == 1 else None
+        for m in members:
+            if m["role"] in LEADER_ROLES:
+                continue
+            if not m["streaming"]:
+                reasons.append(f"{m['name']} is {m['state'] or 'unknown'}, not streaming")
+            elif self.max_lag is not None and m["lag"] is None:
+                reasons.append(f"{m['name']} lags an unknown number of bytes (Patroni shows no lag), the limit is "
+                               f"{self.max_lag} (max_lag {self.max_lag_text})")
+            elif self.max_lag is not None and m["lag"] > self.max_lag:
+                reasons.append(f"{m['name']} lags {m['lag']} bytes, more than {self.max_lag} "
+                               f"(max_lag {self.max_lag_text})")
+            elif leader is not None and m["timeline"] != leader["timeline"]:
+                reasons.append(f"{m['name']} is on timeline {_text(m['timeline'])}, the leader on "
+                               f"{_text(leader['timeline'])}")
+        return reasons
+
+    def _blockers(self, cluster: dict[str, t.Any]) -> list[str]:
+        blockers: list[str] = []
+        if cluster["paused"]:
+            blockers.append("the cluster is paused (maintenance mode); resume it (pgha.patroni.patroni_maintenance "
+                            "state=resumed) or leave it out of the run")
+        switchover = cluster["scheduled_switchover"]
+        if switchover:
+            at = switchover.get("at", "?") if isinstance(switchover, dict) else switchover
+            blockers.append(f"a switchover is scheduled at {at}; let it happen or cancel it (DELETE /switchover) "
+                            "first")
+        for name, raw in self.view.raw.items():
+            scheduled = raw.get("scheduled_restart")
+            if scheduled:
+                at = scheduled.get("schedule", "?") if isinstance(scheduled, dict) else scheduled
+                blockers.append(f"{name} has a restart scheduled at {at}; let it happen or cancel it "
+                                "(DELETE /restart) first")
+        return blockers
+
+    # What the named member says about itself
+
+    def _member_reasons(self, cluster: dict[str, t.Any]) -> list[str]:
+        self.member_status = None
+        member = member_named(cluster, self.member)
+        if member is None:
+            return [f"{self.member} is not in /cluster (members: {member_names(cluster)})"]
+        if not member["api_url"]:
+            return [f"{self.member} publishes no api_url in the DCS: check restapi.connect_address in its "
+                    "patroni.yml"]
+        client = self.view.client_for(member["api_url"])
+        try:
+            doc = client.get_json("/patroni")
+        except PatroniError as err:
+            if not err.retryable:
+                raise
+            return [f"{self.member} GET /patroni: {err.msg}"]
+        status = build_node(doc if isinstance(doc, dict) else {}, member["api_url"])
+        status["name"] = status["name"] or self.member
+        self.member_status = status
+        state, replication = status["state"], status["replication_state"]
+        if state != "running":
+            return [f"{self.member} says it is {state or 'unknown'} (its own GET /patroni), not running"]
+        # /cluster can still show the state of the last HA loop; the member's own answer is live. Patroni before
+        # 3.0.4 has no replication_state: a running replica is the best it can say.
+        if member["role"] not in LEADER_ROLES and replication not in (None, "streaming"):
+            return [f"{self.member} says its replication is {replication} (its own GET /patroni), not streaming"]
+        return []
+
+    # Results
+
+    def _result(self) -> dict[str, t.Any]:
+        cluster = self.cluster or {}
+        leader = next(m for m in cluster["members"] if m["role"] in LEADER_ROLES)
+        return {
+            "healthy": True,
+            "scope": cluster["scope"] or (self.member_status or {}).get("scope"),
+            "leader": leader["name"],
+            "timeline": leader["timeline"],
+            "members": cluster["members"],
+            "member_status": self.member_status,
+            "reasons": [],
+            "elapsed": self.poller.elapsed(),
+            "polls": self.poller.polls + 1,
+        }
+
+    def _details(self, reasons: list[str], blockers: list[str]) -> dict[str, t.Any]:
+        cluster = self.cluster or {}
+        return {
+            "healthy": False,
+            "reasons": reasons,
+            "blocked": bool(blockers),
+            "members": cluster.get("members"),
+            "member_status": self.member_status,
+            "elapsed": self.poller.elapsed(),
+            "polls": self.poller.polls + (1 if blockers else 0),
+        }
+
+    def _message(self, reasons: list[str], blocked: bool) -> str:
+        scope = (self.cluster or {}).get("scope") or (self.member_status or {}).get("scope")
+        name = f"cluster {scope}" if scope else "the cluster"
+        source = self.client.url_for("/cluster")
+        if blocked:
+            return (f"{name} is not fit to lose a member and waiting cannot change that (GET {source}): "
+                    + "; ".join(reasons))
+        polls = self.poller.polls
+        return (f"{name} is not healthy after {self.poller.elapsed():.1f} s (wait_timeout={self.wait_timeout:g}, "
+                f"{polls} poll{'s' if polls != 1 else ''}, GET {source}): " + "; ".join(reasons))
+
+
+def _text(value: t.Any) -> str:
+    return "unknown" if value is None else str(value)
+
+
+def wait_for_health(client: PatroniClient, **options: t.Any) -> dict[str, t.Any]:
+    return HealthWaiter(client, **options).run()
