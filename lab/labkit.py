@@ -59,8 +59,8 @@ class Lab:
                              '-c /etc/patroni/patroni.yml list -f json')
         return json.loads(out.stdout)
 
-    def leader(self, scope: str = "c1", timeout: float = 60) -> str:
-        """Name of the current leader according to Patroni itself, waiting until there is exactly one."""
+    def _wait_cluster(self, scope: str, timeout: float, ready, what: str) -> str:
+        """Poll GET /cluster (from whichever member answers) until ready(members) returns a name; return it."""
         import requests
 
         deadline = time.monotonic() + timeout
@@ -68,16 +68,24 @@ class Lab:
         while time.monotonic() < deadline:
             for host in self.members(scope):
                 try:
-                    cluster = requests.get(self.api(host) + "/cluster", timeout=2).json()
-                except Exception as exc:  # a member may be down on purpose in a test
+                    members = requests.get(self.api(host) + "/cluster", timeout=2).json()["members"]
+                except Exception as exc:  # a member may be down on purpose in a test, or the leader moving
                     last = exc
                     continue
-                leaders = [m["name"] for m in cluster["members"] if m["role"] == "leader"]
-                if len(leaders) == 1:
-                    return leaders[0]
-                last = cluster
+                name = ready(members)
+                if name:
+                    return name
+                last = members
             time.sleep(0.5)
-        raise AssertionError(f"no single leader in {scope} within {timeout}s; last seen: {last}")
+        raise AssertionError(f"{scope}: no {what} within {timeout}s; last seen: {last}")
+
+    def leader(self, scope: str = "c1", timeout: float = 60) -> str:
+        """Name of the current leader according to Patroni itself, waiting until there is exactly one."""
+        def one_leader(members):
+            leaders = [m["name"] for m in members if m["role"] == "leader"]
+            return leaders[0] if len(leaders) == 1 else None
+
+        return self._wait_cluster(scope, timeout, one_leader, "single leader")
 
     def settled(self, scope: str = "c1", timeout: float = 120) -> str:
         """Wait until one leader has every other member streaming on its timeline; return the leader's name.
@@ -86,27 +94,20 @@ class Lab:
         not yet followed the new timeline, and if it wins the failover race it promotes onto a second timeline of
         the same number, which is not the failover the test means to exercise.
         """
-        import requests
+        expected = len(self.members(scope))
 
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
-            try:
-                cluster = requests.get(self.api(self.leader(scope, timeout)) + "/cluster", timeout=2).json()
-            except Exception as exc:  # the leader may be moving
-                last = exc
-                time.sleep(0.5)
-                continue
-            members = cluster["members"]
+        def streaming_behind_one_leader(members):
             leaders = [m for m in members if m["role"] == "leader"]
-            if (len(leaders) == 1 and len(members) == len(self.members(scope))
-                    and all(m["state"] == "streaming" and m.get("timeline") == leaders[0].get("timeline")
-                            for m in members if m is not leaders[0])):
+            if len(leaders) != 1 or len(members) != expected:
+                return None
+            timeline = leaders[0].get("timeline")
+            followers = [m for m in members if m is not leaders[0]]
+            if all(m["state"] == "streaming" and m.get("timeline") == timeline for m in followers):
                 return leaders[0]["name"]
-            last = cluster
-            time.sleep(0.5)
-        raise AssertionError(f"{scope} did not settle (one leader, all others streaming on its timeline) within "
-                             f"{timeout}s; last seen: {last}")
+            return None
+
+        return self._wait_cluster(scope, timeout, streaming_behind_one_leader,
+                                  "settled state (one leader, all others streaming on its timeline)")
 
 
 def ansible_env(venv: Path | None = None) -> dict:

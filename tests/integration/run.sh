@@ -29,7 +29,8 @@ run_pytest() {
 # Each phase: a fresh lab of the shape it needs, then its test files.
 phase_core() {
     lab_up
-    run_pytest ac221 tests/integration/test_facts.py tests/integration/test_wait_primary.py
+    run_pytest ac221 tests/integration/test_facts.py tests/integration/test_wait_primary.py \
+        tests/integration/test_lab_guard.py
     # the claim in meta/runtime.yml is >=2.19: the same tests under ansible-core 2.19 on Python 3.11
     run_pytest ac219 tests/integration/test_facts.py tests/integration/test_wait_primary.py
 }
