@@ -35,17 +35,21 @@ class PatroniYmlError(Exception):
     """The file or a wanted setting is unusable; the message names the path or entry and what to change."""
 
 
+def read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise PatroniYmlError(f"{path} does not exist; give the path of the Patroni configuration file "
+                              "(nothing was written)") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise PatroniYmlError(f"{path} cannot be read: {e}; nothing was written") from None
+
+
 def load(path: str, text: str | None = None) -> dict:
     """Parse a patroni.yml, refusing anything that is not clearly a Patroni configuration."""
     if text is None:
-        try:
-            with open(path, encoding="utf-8") as f:
-                text = f.read()
-        except FileNotFoundError:
-            raise PatroniYmlError(f"{path} does not exist; give the path of the Patroni configuration file "
-                                  "(nothing was written)") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise PatroniYmlError(f"{path} cannot be read: {e}; nothing was written") from None
+        text = read(path)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
@@ -70,6 +74,73 @@ def load(path: str, text: str | None = None) -> dict:
 
 def dump(data: dict) -> str:
     return yaml.safe_dump(data, default_flow_style=False, sort_keys=False, allow_unicode=True, width=120)
+
+
+# A top-level mapping key at column 0 (plain, no quotes), the only kind of line splice() moves around.
+_TOP_KEY = re.compile(r"^([A-Za-z_][\w.-]*)[ \t]*:(?:[ \t]|$)")
+
+
+def _top_level_blocks(lines: list) -> list | None:
+    """[(key, first line, end line)] of each top-level section, or None when the layout is not plain block style.
+
+    A section ends before the blank and column-0 comment lines that lead into the next key, so a comment written
+    above a section stays with that section.
+    """
+    starts = []
+    for i, line in enumerate(lines):
+        if not line.strip() or line.startswith((" ", "\t", "#")):
+            continue
+        m = _TOP_KEY.match(line)
+        if m:
+            starts.append((m.group(1), i))
+        elif not (line.rstrip() == "---" and not starts):
+            return None  # flow style, a second document, a quoted key...: leave it to the dumper
+    blocks = []
+    for n, (key, first) in enumerate(starts):
+        end = starts[n + 1][1] if n + 1 < len(starts) else len(lines)
+        while end > first + 1 and (not lines[end - 1].strip() or lines[end - 1].startswith("#")):
+            end -= 1
+        blocks.append((key, first, end))
+    return blocks
+
+
+def splice(text: str, before: dict, after: dict) -> str | None:
+    """The original text with only the top-level sections that differ re-dumped, so comments, quoting and layout
+    of every other section stay as the user wrote them.
+
+    Returns None when that cannot be done exactly (the layout is unusual, or the result would not load back as
+    `after`); the caller then dumps the whole file.
+    """
+    lines = text.splitlines(keepends=True)
+    blocks = _top_level_blocks(lines)
+    if blocks is None or [key for key, dummy, dummy2 in blocks] != list(before):
+        return None
+    pieces = []
+    cursor = 0
+    for key, first, end in blocks:
+        pieces.append("".join(lines[cursor:first]))  # what leads into the section: blank lines, comments
+        cursor = end
+        if key not in after:
+            continue
+        if after[key] == before[key]:
+            pieces.append("".join(lines[first:end]))
+        else:
+            pieces.append(dump({key: after[key]}))
+        if not pieces[-1].endswith("\n"):
+            pieces[-1] += "\n"
+    pieces.append("".join(lines[cursor:]))
+    result = "".join(pieces)
+    added = {k: v for k, v in after.items() if k not in before}
+    if added:
+        if result and not result.endswith("\n"):
+            result += "\n"
+        result += dump(added)
+    try:
+        if yaml.safe_load(result) != after:
+            return None
+    except yaml.YAMLError:
+        return None
+    return result
 
 
 def listen_host(listen) -> str:

@@ -24,8 +24,10 @@ description:
     left alone so IPv6 and local clients keep working. Host name entries get a warning.
   - The module does not reload Patroni; use C(changed) to notify a handler (the C(patroni_api_security) role does).
 notes:
-  - The file is rewritten by a YAML dumper, so comments and quoting style in it are not kept (values and key order
-    are). The backup keeps the original text.
+  - Only the top-level sections that change (C(restapi), C(ctl)) are rewritten, by a YAML dumper, so comments and
+    quoting inside them are not kept. Every other line of the file, comments included, stays as it was. A file
+    whose top level is not plain block style (flow style, several documents, quoted keys) is rewritten whole, with
+    a warning. The backup keeps the original text.
   - Options left unset are not touched. An empty string (or empty list) removes that setting.
   - Password values are hidden in the diff as C(********), with C((changed)) when they change.
 author:
@@ -217,7 +219,8 @@ def check_files(module: AnsibleModule, data: dict, path: str) -> None:
 def run(module: AnsibleModule) -> dict:
     p = module.params
     path = p["path"]
-    before = pyml.load(path)
+    original = pyml.read(path)
+    before = pyml.load(path, original)
     after, changed_keys, warnings = pyml.apply(before, p["restapi"], p["ctl"], p["dual_stack_allowlist"])
     for w in warnings:
         module.warn(w)
@@ -233,7 +236,11 @@ def run(module: AnsibleModule) -> dict:
     if module.check_mode:
         return result
 
-    text = pyml.dump(after)
+    text = pyml.splice(original, before, after)
+    if text is None:
+        text = pyml.dump(after)
+        module.warn(f"{path}: its layout could not be kept (flow style, a second document or a quoted top-level "
+                    f"key), so the whole file was rewritten and its comments dropped; the backup keeps them")
     if p["backup"]:
         result["backup_file"] = module.backup_local(path)
     fd, tmp = tempfile.mkstemp(prefix=".patroni-yml-", dir=os.path.dirname(os.path.abspath(path)))

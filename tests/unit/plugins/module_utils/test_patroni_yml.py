@@ -119,3 +119,66 @@ def test_empty_string_removes_setting():
     new = pyml.apply(data, {"certfile": "/c", "keyfile": "/k"}, None)[0]
     back, changed, dummy = pyml.apply(new, {"certfile": "", "keyfile": ""}, None)
     assert changed == ["restapi.certfile", "restapi.keyfile"] and back == data
+
+
+COMMENTED = """\
+---
+# cluster c1, managed by the DBA team: ask before changing the scope
+scope: c1
+name: c1m1   # this host
+
+# REST API: see the runbook
+restapi:
+  listen: 10.0.0.11:8008
+  connect_address: 10.0.0.11:8008
+
+etcd3:
+  hosts: ["10.0.0.11:2379"]   # quoting kept
+postgresql:
+  listen: 10.0.0.11:5432
+  # keep in step with pg_hba
+  authentication:
+    superuser: {username: postgres, password: pgsecret}
+"""
+
+
+def test_splice_rewrites_only_the_changed_section():
+    before = pyml.load("p", COMMENTED)
+    after, changed, dummy = pyml.apply(before, {"certfile": "/etc/patroni/api.crt", "keyfile": "/etc/patroni/api.key"},
+                                       {"cacert": "/etc/patroni/ca.crt"})
+    text = pyml.splice(COMMENTED, before, after)
+    assert pyml.load("p", text) == after
+    # everything outside restapi is byte for byte the user's, comments, quoting and flow style included
+    head, rest = COMMENTED.split("restapi:\n", 1)
+    tail = rest[rest.index("\netcd3:") + 1:]
+    assert text.startswith(head + "restapi:\n")
+    assert tail in text
+    assert "  certfile: /etc/patroni/api.crt\n" in text
+    # the new ctl section goes at the end
+    assert text.endswith("ctl:\n  cacert: /etc/patroni/ca.crt\n")
+
+
+def test_splice_drops_a_removed_section_and_keeps_the_rest():
+    with_ctl = COMMENTED + "# client side\nctl:\n  insecure: true\n"
+    before = pyml.load("p", with_ctl)
+    after = {k: v for k, v in before.items() if k != "ctl"}
+    text = pyml.splice(with_ctl, before, after)
+    assert pyml.load("p", text) == after
+    assert text.startswith(COMMENTED)
+    assert "insecure" not in text
+
+
+def test_splice_without_changes_is_the_same_text():
+    before = pyml.load("p", COMMENTED)
+    assert pyml.splice(COMMENTED, before, before) == COMMENTED
+
+
+@pytest.mark.parametrize("text", [
+    "{scope: c1, restapi: {listen: ':8008'}, postgresql: {}}\n",          # flow style at the top
+    "scope: c1\nrestapi:\n  listen: ':8008'\npostgresql: {}\n...\n",   # an explicit document end
+    "'scope': c1\nrestapi:\n  listen: ':8008'\npostgresql: {}\n",        # a quoted key
+])
+def test_splice_declines_layouts_it_cannot_keep(text):
+    before = pyml.load("p", text)
+    after, dummy, dummy2 = pyml.apply(before, {"certfile": "/x.crt"}, None)
+    assert pyml.splice(text, before, after) is None

@@ -224,6 +224,37 @@ def test_patroni_yml_change_keeps_mode_backs_up_masks(tmp_path, ca_files):
     assert not failed and not res["changed"]
 
 
+@pytest.fixture
+def warned(monkeypatch):
+    seen = []
+    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, msg: seen.append(msg))
+    return seen
+
+
+def test_patroni_yml_keeps_comments_outside_the_sections_it_changes(tmp_path, warned):
+    path = tmp_path / "patroni.yml"
+    commented = "# owned by the DBA team\n" + PATRONI_YML.replace("postgresql:\n", "# ask before changing\npostgresql:\n")
+    path.write_text(commented)
+    failed, res = run(patroni_yml, {"path": str(path), "restapi": {"allowlist": ["10.0.0.0/24"]}})
+    assert not failed and res["changed"] and warned == []
+    text = path.read_text()
+    assert text.startswith("# owned by the DBA team\nscope: c1\n")
+    assert text.endswith(commented[commented.index("# ask before changing"):])
+    assert "  allowlist:\n  - 10.0.0.0/24\n" in text
+
+
+def test_patroni_yml_rewrites_a_flow_style_file_whole_with_a_warning(tmp_path, warned):
+    path = tmp_path / "patroni.yml"
+    path.write_text("{scope: c1, restapi: {listen: '10.0.0.11:8008'}, postgresql: {}}  # one line\n")
+    failed, res = run(patroni_yml, {"path": str(path), "restapi": {"allowlist": ["10.0.0.0/24"]}})
+    assert not failed and res["changed"]
+    assert warned == [f"{path}: its layout could not be kept (flow style, a second document or a quoted "
+                               "top-level key), so the whole file was rewritten and its comments dropped; the backup "
+                               "keeps them"]
+    assert "# one line" in open(res["backup_file"]).read()
+    assert "allowlist:\n  - 10.0.0.0/24" in path.read_text()
+
+
 def test_patroni_yml_check_mode_tolerates_files_not_made_yet(tmp_path):
     path = tmp_path / "patroni.yml"
     path.write_text(PATRONI_YML)
