@@ -253,7 +253,59 @@ def _set_auth(section: dict, auth, changed: list, prefix: str) -> None:
         changed.append(f"{prefix}.authentication")
 
 
-def apply(data: dict, restapi: dict | None, ctl: dict | None, dual_stack_allowlist: bool = True) -> tuple:
+# Tags Patroni itself reads. It truth-tests the boolean ones, so a quoted "false" would count as true.
+BOOL_TAGS = ("nofailover", "noloadbalance", "clonefrom", "nosync", "nostream")
+INT_TAGS = ("failover_priority", "sync_priority")
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
+
+
+def normalise_tags(tags: dict) -> dict:
+    """Wanted tags with Patroni's own tags in the types Patroni reads; None (remove the tag) is kept."""
+    out = {}
+    for key, value in tags.items():
+        if value is None:
+            out[key] = None
+        elif key in BOOL_TAGS:
+            text = str(value).strip().lower()
+            if isinstance(value, bool) or text in _TRUE + _FALSE:
+                out[key] = value if isinstance(value, bool) else text in _TRUE
+            else:
+                raise PatroniYmlError(f"tags.{key} {value!r} is not a boolean; Patroni tests this tag for truth, so "
+                                      f"give true or false (or null to remove it); nothing was written")
+        elif key in INT_TAGS:
+            if isinstance(value, bool) or not re.match(r"^-?[0-9]+$", str(value).strip()):
+                raise PatroniYmlError(f"tags.{key} {value!r} is not an integer; give a whole number (or null to "
+                                      f"remove it); nothing was written")
+            out[key] = int(str(value).strip())
+        elif key == "replicatefrom":
+            out[key] = str(value)
+        else:
+            out[key] = value
+    return out
+
+
+def _apply_tags(new: dict, tags: dict, changed: list) -> None:
+    section = dict(new["tags"]) if isinstance(new.get("tags"), dict) else {}
+    count = len(changed)
+    for key, value in normalise_tags(tags).items():
+        if value is None:
+            if key in section:
+                del section[key]
+                changed.append(f"tags.{key}")
+        elif key not in section or section[key] != value or type(section[key]) is not type(value):
+            section[key] = value
+            changed.append(f"tags.{key}")
+    if len(changed) == count:
+        return
+    if section:
+        new["tags"] = section
+    else:
+        new.pop("tags", None)  # a tags section with nothing left in it
+
+
+def apply(data: dict, restapi: dict | None, ctl: dict | None, dual_stack_allowlist: bool = True,
+          tags: dict | None = None) -> tuple:
     """Return (new data, changed dotted keys, warnings); data itself is not modified."""
     new = copy.deepcopy(data)
     changed: list = []
@@ -282,6 +334,8 @@ def apply(data: dict, restapi: dict | None, ctl: dict | None, dual_stack_allowli
         elif "ctl" in new:
             del new["ctl"]
             changed.append("ctl")
+    if tags:
+        _apply_tags(new, tags, changed)
     if ra.get("allowlist_include_members") and is_dual_stack(ra.get("listen")):
         warnings.append(f"restapi.listen {ra.get('listen')!r} is dual-stack: allowlist_include_members matches "
                         "members by their IPv4 address, which never equals the ::ffff: form they arrive with; "

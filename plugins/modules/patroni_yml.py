@@ -7,11 +7,11 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: patroni_yml
-short_description: Set the REST API security settings and the ctl section in a patroni.yml in place
+short_description: Set the REST API security settings, the ctl section and member tags in a patroni.yml in place
 version_added: 0.1.0
 description:
   - Loads the Patroni configuration file as YAML, sets the C(restapi) TLS, authentication and allowlist settings and
-    the C(ctl) section, and writes it back only when something changed. Every other setting is kept, and so are the
+    the C(ctl) section and member C(tags), and writes it back only when something changed. Every other setting is kept, and so are the
     file's owner and mode. The old file is kept as a backup (O(backup)).
   - A file that is missing, not valid YAML, or not a Patroni configuration (top-level C(scope), C(restapi) and
     C(postgresql) are required) stops the task with the path and the reason; nothing is written.
@@ -120,6 +120,17 @@ options:
             description: Password (vault it).
             type: str
             required: true
+  tags:
+    description:
+      - Member tags (the C(tags) section), for example V(noloadbalance) to take a replica out of the read pool
+        (C(GET /replica) answers 503) or V(nofailover) to keep it from being promoted. Patroni applies changed tags
+        on reload, without a restart.
+      - Only the tags named here are touched; a V(null) value removes that tag.
+      - Patroni's own boolean tags (V(nofailover), V(noloadbalance), V(clonefrom), V(nosync), V(nostream)) are
+        written as YAML booleans (strings such as V("false") are converted, anything else is refused, because
+        Patroni tests these tags for truth and a quoted V("false") would count as true); V(failover_priority) and
+        V(sync_priority) must be integers.
+    type: dict
   dual_stack_allowlist:
     description: Add IPv4-mapped IPv6 forms of IPv4 allowlist entries when C(restapi.listen) is dual-stack.
     type: bool
@@ -156,6 +167,18 @@ EXAMPLES = r"""
         username: patroni_api
         password: "{{ vault_patroni_api_password }}"
   register: patroni_yml
+  notify: Reload Patroni
+
+- name: Take a replica out of the read pool before maintenance (GET /replica answers 503 after the reload)
+  pgha.patroni.patroni_yml:
+    tags:
+      noloadbalance: true
+  notify: Reload Patroni
+
+- name: Put it back (the tag is removed)
+  pgha.patroni.patroni_yml:
+    tags:
+      noloadbalance: null
   notify: Reload Patroni
 """
 
@@ -221,7 +244,8 @@ def run(module: AnsibleModule) -> dict:
     path = p["path"]
     original = pyml.read(path)
     before = pyml.load(path, original)
-    after, changed_keys, warnings = pyml.apply(before, p["restapi"], p["ctl"], p["dual_stack_allowlist"])
+    after, changed_keys, warnings = pyml.apply(before, p["restapi"], p["ctl"], p["dual_stack_allowlist"],
+                                             p["tags"])
     for w in warnings:
         module.warn(w)
     result = {"changed": bool(changed_keys), "changed_keys": changed_keys, "api_url": pyml.api_url(after),
@@ -282,6 +306,7 @@ def main() -> None:
                 "insecure": {"type": "bool"},
                 "authentication": auth_spec(),
             }},
+            "tags": {"type": "dict"},
             "dual_stack_allowlist": {"type": "bool", "default": True},
             "backup": {"type": "bool", "default": True},
             "validate_files": {"type": "bool", "default": True},

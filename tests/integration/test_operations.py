@@ -209,3 +209,36 @@ def test_reinit_of_a_replica(lab, run_module):
     res = run_module("localhost", NS + "patroni_reinit", dict(args, only_if_unhealthy=True))
     assert not res.failed and res["changed"] is False, res
     assert lab.leader() == leader
+
+
+def test_noloadbalance_tag_takes_a_replica_out_of_the_read_pool_and_back(lab, run_module):
+    replica = next(h for h in lab.members() if h != lab.leader())
+    path = "/etc/patroni/patroni.yml"
+    original = lab.ssh(replica, f"cat {path}").stdout
+
+    def replica_check():
+        return requests.get(lab.api(replica) + "/replica", timeout=5).status_code
+
+    def tags():
+        return _status(lab, replica).get("tags", {})
+
+    assert replica_check() == 200
+    current = original
+    for wanted, code in (({"noloadbalance": True}, 503), ({"noloadbalance": None}, 200)):
+        args = {"path": path, "tags": wanted, "backup": False}
+        res = run_module(replica, NS + "patroni_yml", args, check=True)
+        assert not res.failed and res["changed"] and res["changed_keys"] == ["tags.noloadbalance"], res
+        assert lab.ssh(replica, f"cat {path}").stdout == current, "check mode wrote the file"
+        res = run_module(replica, NS + "patroni_yml", args)
+        assert not res.failed and res["changed"], res
+        current = lab.ssh(replica, f"cat {path}").stdout
+        # Patroni truth-tests the tag, so it must be a YAML boolean, never a quoted string
+        assert ("noloadbalance: true\n" in current) == (code == 503), current
+        reload = run_module("localhost", NS + "patroni_reload", {"api_url": lab.api(replica)})
+        assert not reload.failed, reload
+        assert _eventually(lambda: replica_check() == code), f"GET /replica on {replica} never answered {code}"
+        assert tags().get("noloadbalance", False) is (code == 503), tags()
+        again = run_module(replica, NS + "patroni_yml", args)
+        assert not again.failed and not again["changed"], again
+    assert lab.ssh(replica, f"cat {path}").stdout == original
+    assert _streaming(lab)

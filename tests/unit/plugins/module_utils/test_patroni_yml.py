@@ -182,3 +182,42 @@ def test_splice_declines_layouts_it_cannot_keep(text):
     before = pyml.load("p", text)
     after, dummy, dummy2 = pyml.apply(before, {"certfile": "/x.crt"}, None)
     assert pyml.splice(text, before, after) is None
+
+
+def test_tags_set_convert_and_remove():
+    data = pyml.load("p", CONFIG + "tags:\n  nofailover: false\n  zone: a\n")
+    new, changed, dummy = pyml.apply(data, None, None, tags={"noloadbalance": "true", "failover_priority": "2",
+                                                             "zone": None})
+    # Patroni truth-tests its boolean tags: a string "true"/"false" must become a YAML boolean
+    assert new["tags"] == {"nofailover": False, "noloadbalance": True, "failover_priority": 2}
+    assert sorted(changed) == ["tags.failover_priority", "tags.noloadbalance", "tags.zone"]
+    again, changed, dummy = pyml.apply(new, None, None, tags={"noloadbalance": True, "failover_priority": 2})
+    assert changed == [] and again == new
+    # a quoted "false" already in the file is not the boolean Patroni needs: it is rewritten
+    quoted = pyml.load("p", CONFIG + "tags:\n  noloadbalance: 'false'\n")
+    fixed, changed, dummy = pyml.apply(quoted, None, None, tags={"noloadbalance": False})
+    assert fixed["tags"] == {"noloadbalance": False} and changed == ["tags.noloadbalance"]
+
+
+def test_removing_the_last_tag_removes_the_section_and_splice_keeps_the_rest():
+    text = CONFIG + "# placement\ntags:\n  noloadbalance: true\n"
+    before = pyml.load("p", text)
+    after, changed, dummy = pyml.apply(before, None, None, tags={"noloadbalance": None})
+    assert "tags" not in after and changed == ["tags.noloadbalance"]
+    assert pyml.splice(text, before, after) == CONFIG + "# placement\n"
+    untouched, changed, dummy = pyml.apply(pyml.load("p", CONFIG + "tags: {}\n"), None, None, tags={"x": None})
+    assert changed == [] and untouched["tags"] == {}
+
+
+@pytest.mark.parametrize("tags, msg", [
+    ({"noloadbalance": "maybe"}, "tags.noloadbalance 'maybe' is not a boolean; Patroni tests this tag for truth, so "
+                                 "give true or false (or null to remove it); nothing was written"),
+    ({"failover_priority": "high"}, "tags.failover_priority 'high' is not an integer; give a whole number (or null "
+                                    "to remove it); nothing was written"),
+    ({"failover_priority": True}, "tags.failover_priority True is not an integer; give a whole number (or null to "
+                                  "remove it); nothing was written"),
+])
+def test_bad_tag_values_are_refused(tags, msg):
+    with pytest.raises(pyml.PatroniYmlError) as e:
+        pyml.apply(pyml.load("p", CONFIG), None, None, tags=tags)
+    assert str(e.value) == msg
