@@ -31,8 +31,10 @@ phase_core() {
     lab_up
     run_pytest ac221 tests/integration/test_facts.py tests/integration/test_wait_primary.py \
         tests/integration/test_lab_guard.py
-    # the claim in meta/runtime.yml is >=2.19: the same tests under ansible-core 2.19 on Python 3.11
-    run_pytest ac219 tests/integration/test_facts.py tests/integration/test_wait_primary.py
+    # the claim in meta/runtime.yml is >=2.19: the same tests under ansible-core 2.19 on Python 3.11, less the
+    # crash test, which exercises Patroni's failover rather than anything that differs between Ansible versions
+    run_pytest ac219 tests/integration/test_facts.py tests/integration/test_wait_primary.py \
+        -k "not crash_of_the_primary"
 }
 phase_operations() {
     lab_up --loop-wait 3
