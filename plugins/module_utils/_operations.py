@@ -151,9 +151,11 @@ def require_api_url(member: dict[str, t.Any]) -> str:
 # Schedules
 
 
-def parse_schedule(value: t.Any, option: str = "scheduled_at",
-                   now: datetime.datetime | None = None) -> str | None:
-    """ISO 8601 with a time zone, in the future, normalised to what Patroni echoes back; None stays None."""
+def parse_schedule(value: t.Any, option: str = "scheduled_at", now: datetime.datetime | None = None,
+                   allow_past: bool = False) -> str | None:
+    """ISO 8601 with a time zone, in the future, normalised to what Patroni echoes back; None stays None.
+
+    ``allow_past`` is for a schedule used as a filter (cancelling): one due a moment ago may still be pending."""
     if value is None or value == "":
         return None
     text = str(value).strip()
@@ -170,7 +172,7 @@ def parse_schedule(value: t.Any, option: str = "scheduled_at",
     if when.tzinfo is None:
         raise PatroniError(f"{option}={text!r} has no time zone: add one, e.g. +00:00", kind=KIND_BAD_OPTION)
     current = now or datetime.datetime.now(datetime.timezone.utc)
-    if when <= current:
+    if not allow_past and when <= current:
         raise PatroniError(f"{option}={text!r} is in the past (now is {current.isoformat(timespec='seconds')}): "
                            "Patroni only schedules for the future", kind=KIND_BAD_OPTION)
     return when.isoformat()
@@ -294,8 +296,8 @@ RESTART_RULES: list[tuple[int | None, str, str]] = [
      "the member is busy with another operation (restart, reinitialize, bootstrap); wait for it and rerun"),
     (503, "restart failed", "PostgreSQL did not come back; read the member's Patroni and PostgreSQL logs"),
     (409, "another restart is already scheduled",
-     "a different restart is already scheduled on the member; delete it first (DELETE /restart, or patronictl "
-     "flush <cluster> restart) or use the same scheduled_at"),
+     "a different restart is already scheduled on the member; cancel it first (patroni_restart state=absent) or "
+     "use the same scheduled_at"),
     (500, "paused state", "the cluster is paused (maintenance mode) and Patroni does not schedule restarts then; "
      "resume it or restart without scheduled_at"),
     (400, "unknown filter", "this Patroni does not know a filter the module sent; upgrade Patroni"),
@@ -305,11 +307,40 @@ RESTART_RULES: list[tuple[int | None, str, str]] = [
 ]
 
 
+STATES = ("present", "absent")
+
+
+def check_state(state: str) -> str:
+    if state not in STATES:
+        raise PatroniError(f"state={state!r} must be one of: {', '.join(STATES)}", kind=KIND_BAD_OPTION)
+    return state
+
+
+def with_done(err: PatroniError, done: t.Sequence[str], verb: str) -> PatroniError:
+    """The same error, saying which members the task changed before it, so a rerun is not a surprise."""
+    if not done:
+        return err
+    return PatroniError(f"{err.msg} ({verb} before this error: {', '.join(done)})", url=err.url, kind=err.kind,
+                        status=err.status, retryable=err.retryable)
+
+
 class RestartRunner:
     def __init__(self, client: PatroniClient, check_mode: bool = False, members: t.Sequence[str] | None = None,
                  all_members: bool = False, pending_only: bool = False, role: str = "any",
                  scheduled_at: t.Any = None, restart_timeout: int | None = None,
-                 member_api_urls: t.Iterable[str] = ()) -> None:
+                 member_api_urls: t.Iterable[str] = (), state: str = "present") -> None:
+        self.state = check_state(state)
+        if state == "absent":
+            # Both shape a restart that is still to run; a cancel takes whatever is scheduled, so accepting them
+            # would suggest a filter that does not exist.
+            misleading = [name for name, given in (("pending_only", pending_only),
+                                                   ("restart_timeout", restart_timeout is not None)) if given]
+            if misleading:
+                raise PatroniError(
+                    f"{' and '.join(misleading)} only apply to a restart to run (state=present); state=absent cancels "
+                    "the restart scheduled on the selected members whatever it was scheduled with: remove "
+                    f"{' and '.join(misleading)}, or select members with members, all_members, role and scheduled_at",
+                    kind=KIND_BAD_OPTION)
         if restart_timeout is not None and restart_timeout <= 0:
             raise PatroniError(f"restart_timeout={restart_timeout!r} must be more than 0 seconds",
                                kind=KIND_BAD_OPTION)
@@ -319,15 +350,21 @@ class RestartRunner:
         self.all_members = all_members
         self.pending_only = pending_only
         self.role = role
-        self.schedule = parse_schedule(scheduled_at)
+        self.schedule = parse_schedule(scheduled_at, allow_past=state == "absent")
         self.restart_timeout = restart_timeout
         self.view = ClusterView(client, member_api_urls)
 
-    def _skip_reason(self, member: dict[str, t.Any], raw: dict[str, t.Any]) -> str | None:
+    def _role_skip(self, member: dict[str, t.Any]) -> str | None:
         if self.role == "primary" and member["role"] not in LEADER_ROLES:
             return "not the primary (role=primary)"
         if self.role == "replica" and member["role"] in LEADER_ROLES:
             return "not a replica (role=replica)"
+        return None
+
+    def _skip_reason(self, member: dict[str, t.Any], raw: dict[str, t.Any]) -> str | None:
+        reason = self._role_skip(member)
+        if reason:
+            return reason
         if self.pending_only and not member["pending_restart"]:
             return "no pending restart (pending_only)"
         if self.schedule:
@@ -350,6 +387,8 @@ class RestartRunner:
     def run(self) -> dict[str, t.Any]:
         cluster = self.view.fetch()
         chosen = primary_last(select_members(cluster, self.client, self.members, self.all_members))
+        if self.state == "absent":
+            return self._cancel_all(cluster, chosen)
         if self.schedule and cluster["paused"]:
             raise PatroniOperationError(f"cluster {cluster['scope'] or ''} is paused (maintenance mode) and Patroni "
                                         "does not schedule restarts then: resume it or leave scheduled_at unset")
@@ -388,6 +427,67 @@ class RestartRunner:
                 return None
             why = explain(RESTART_RULES, status, text) or "see the member's Patroni log"
             raise refusal(f"restart of {member['name']}", url, status, text, why) from None
+        return response.text.strip()
+
+    # state=absent
+
+    def _cancel_skip(self, member: dict[str, t.Any], scheduled: t.Any) -> str | None:
+        reason = self._role_skip(member)
+        if reason:
+            return reason
+        if not scheduled:
+            return "no restart scheduled"
+        if self.schedule and not same_time(scheduled, self.schedule):
+            return f"its restart is scheduled at {scheduled}, not at scheduled_at {self.schedule}"
+        return None
+
+    def _cancel_all(self, cluster: dict[str, t.Any], chosen: list[dict[str, t.Any]]) -> dict[str, t.Any]:
+        cancelled: list[str] = []
+        skipped: dict[str, str] = {}
+        messages: dict[str, str] = {}
+        schedules: dict[str, str] = {}
+        for member in chosen:
+            name = member["name"]
+            # Patroni publishes a member's schedule with its member key; the restart itself lives in that member.
+            scheduled = (self.view.raw.get(name, {}).get("scheduled_restart") or {}).get("schedule")
+            reason = self._cancel_skip(member, scheduled)
+            if reason:
+                skipped[name] = reason
+                continue
+            schedules[name] = scheduled
+            if self.check_mode:
+                cancelled.append(name)
+                continue
+            try:
+                outcome = self._cancel(member)
+            except PatroniError as err:
+                raise with_done(err, cancelled, "cancelled") from None
+            if outcome is None:
+                skipped[name] = "no restart scheduled any more when the request arrived (cancelled elsewhere, or it ran)"
+            else:
+                cancelled.append(name)
+                messages[name] = outcome
+        scope = cluster["scope"] or ""
+        if cancelled:
+            verb = "would cancel" if self.check_mode else "cancelled"
+            msg = f"{verb} the scheduled restart of " + ", ".join(f"{n} (at {schedules[n]})" for n in cancelled)
+        else:
+            msg = f"no scheduled restart to cancel in cluster {scope}: " + \
+                "; ".join(f"{n}: {r}" for n, r in skipped.items())
+        return {"changed": bool(cancelled), "cancelled": cancelled, "not_cancelled": skipped, "messages": messages,
+                "scheduled_at": self.schedule, "msg": msg}
+
+    def _cancel(self, member: dict[str, t.Any]) -> str | None:
+        """DELETE /restart on the member itself (each member keeps its own schedule); None when it had none."""
+        client = self.view.client_for(require_api_url(member))
+        try:
+            response = client.request("DELETE", "/restart", expect=(200,))
+        except PatroniHTTPError as err:
+            status, text = answer_of(err)
+            if status == 404:
+                return None
+            raise refusal(f"cancelling the scheduled restart of {member['name']}", client.url_for("/restart"),
+                          status, text, "see the member's Patroni log") from None
         return response.text.strip()
 
 

@@ -25,6 +25,7 @@ from ansible_collections.pgha.patroni.plugins.module_utils._operations import (
     PatroniOperationTimeout,
     WaitingRunner,
     answer_of,
+    check_state,
     explain,
     leader_of,
     member_named,
@@ -38,6 +39,8 @@ from ansible_collections.pgha.patroni.plugins.module_utils._wait_primary import 
 
 # Patroni polls the DCS for 2 x max(10, loop_wait) s before it answers; leave room for the round trip.
 MIN_SWITCHOVER_HTTP_TIMEOUT = 30.0
+# DELETE /switchover is a compare-and-set on the DCS failover key: a 409 means it changed under Patroni; read again.
+CANCEL_ATTEMPTS = 3
 _NEW_LEADER_RE = re.compile(r'to "([^"]+)"')
 _TRUE_TAG_VALUES = ("true", "yes", "on", "1")
 
@@ -175,16 +178,20 @@ class SwitchoverRunner(_Operation):
 
     def __init__(self, client: PatroniClient, check_mode: bool = False, candidate: str | None = None,
                  leader: str | None = None, scheduled_at: t.Any = None, wait: bool = True,
-                 wait_timeout: float = 120.0, wait_sleep: float = 1.0, member_api_urls: t.Iterable[str] = ()) -> None:
+                 wait_timeout: float = 120.0, wait_sleep: float = 1.0, member_api_urls: t.Iterable[str] = (),
+                 state: str = "present") -> None:
         super().__init__(client, check_mode, candidate, wait, wait_timeout, wait_sleep, member_api_urls)
+        self.state = check_state(state)
         self.leader = leader or None
         if self.leader and self.candidate and self.leader == self.candidate:
             raise PatroniError(f"leader and candidate are both {self.leader!r}: name the member that must stop "
                                "leading as leader and the one that must take over as candidate",
                                kind=KIND_BAD_OPTION)
-        self.schedule = parse_schedule(scheduled_at)
+        self.schedule = parse_schedule(scheduled_at, allow_past=state == "absent")
 
     def run(self) -> dict[str, t.Any]:
+        if self.state == "absent":
+            return self._cancel()
         cluster, scope, leader, result = self._read_cluster()
         result["scheduled_at"] = None
         if leader is None:
@@ -211,8 +218,7 @@ class SwitchoverRunner(_Operation):
                                 msg=f"a switchover of cluster {scope} is already scheduled at {scheduled.get('at')}")
                 raise PatroniOperationError(
                     f"another switchover of cluster {scope} is scheduled at {scheduled.get('at')} (to "
-                    f"{scheduled.get('to') or 'any member'}): delete it first (DELETE /switchover, or patronictl "
-                    "flush <cluster> switchover)")
+                    f"{scheduled.get('to') or 'any member'}): cancel it first (patroni_switchover state=absent)")
             target = self.candidate
         else:
             target = self.candidate or best_candidate(cluster, leader)["name"]
@@ -240,6 +246,64 @@ class SwitchoverRunner(_Operation):
         waited = self._wait_for(new_leader, leader["name"], leader["timeline"], text if status is None else None)
         result.update(waited)
         return dict(result, msg=f"cluster {scope} switched over from {leader['name']} to {waited['primary']}")
+
+    # state=absent
+
+    def _mismatch(self, scheduled: dict[str, t.Any]) -> list[str]:
+        """Why the scheduled switchover is not the one the filters (scheduled_at, candidate, leader) name."""
+        found = []
+        if self.schedule and not same_time(scheduled.get("at"), self.schedule):
+            found.append(f"it is at {scheduled.get('at')}, not at scheduled_at {self.schedule}")
+        if self.candidate and scheduled.get("to") != self.candidate:
+            found.append(f"it goes to {scheduled.get('to') or 'the best member at that time'}, not to candidate "
+                         f"{self.candidate}")
+        if self.leader and scheduled.get("from") != self.leader:
+            found.append(f"it is from {scheduled.get('from') or 'whichever member leads then'}, not from leader "
+                         f"{self.leader}")
+        return found
+
+    def _cancel(self) -> dict[str, t.Any]:
+        conflicts: list[str] = []
+        for attempt in range(1, CANCEL_ATTEMPTS + 1):
+            cluster, scope, leader, result = self._read_cluster()
+            scheduled = cluster["scheduled_switchover"]
+            result.update(scheduled_at=None, scheduled_switchover=scheduled)
+            if not scheduled:
+                after = f" (after HTTP 409 from {conflicts[-1]})" if conflicts else ""
+                return dict(result, msg=f"no switchover of cluster {scope} is scheduled{after}")
+            result["scheduled_at"] = scheduled.get("at")
+            what = (f"the switchover of cluster {scope} scheduled at {scheduled.get('at')} from "
+                    f"{scheduled.get('from') or 'the leader'} to {scheduled.get('to') or 'the best member'}")
+            mismatch = self._mismatch(scheduled)
+            if mismatch:
+                return dict(result, msg=f"left {what} alone: {'; '.join(mismatch)}")
+            if self.check_mode:
+                return dict(result, changed=True, msg=f"would cancel {what}")
+            # Any member can delete the DCS key; the leader, like patronictl, else the member that answered.
+            target = leader["api_url"] if leader and leader.get("api_url") else self.client.api_url
+            client = self.view.client_for(target)
+            url = client.url_for("/switchover")
+            try:
+                response = client.request("DELETE", "/switchover", expect=(200,))
+            except PatroniHTTPError as err:
+                status, text = answer_of(err)
+                if status == 404:
+                    return dict(result, answer=text, msg=f"{what} was gone when {url} got the request (someone "
+                                                         "else cancelled it, or it ran): nothing cancelled")
+                if status != 409:
+                    raise refusal(f"cancelling {what}", url, status, text, "see the Patroni log of the member") \
+                        from None
+                conflicts.append(url)
+                if attempt == CANCEL_ATTEMPTS:
+                    raise refusal(
+                        f"cancelling {what}", url, status, text,
+                        f"Patroni could not delete the switchover from the DCS {CANCEL_ATTEMPTS} times (HTTP 409: "
+                        "the failover key changed between its read and its write, e.g. another switchover request "
+                        "or the switchover starting). Check that etcd/Consul/ZooKeeper is healthy and rerun") from None
+                self.sleep(self.wait_sleep)
+                continue
+            return dict(result, changed=True, answer=response.text.strip(), msg=f"cancelled {what}")
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 class FailoverRunner(_Operation):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: patroni_restart
-short_description: Restart PostgreSQL on Patroni members through the REST API
+short_description: Restart PostgreSQL on Patroni members through the REST API, or cancel scheduled restarts
 version_added: 0.1.0
 description:
   - Sends C(POST /restart) to the member O(api_url) points at, to the members named in O(members), or to every
@@ -19,6 +19,13 @@ description:
     O(pending_only) Patroni checks the flag again itself.
   - With O(scheduled_at) Patroni restarts at that time and the module returns at once; a member that already has
     this schedule is left alone.
+  - With O(state=absent), the module cancels the scheduled restart of the selected members instead (C(DELETE
+    /restart) on each member's own REST API, what C(patronictl flush <cluster> restart) does), for every member
+    whose C(scheduled_restart) C(GET /cluster) shows. O(members), O(all_members) and O(role) select members as
+    with V(present); O(scheduled_at) only cancels a restart scheduled at that time. A member with nothing
+    scheduled, or whose schedule is gone when the request arrives (cancelled elsewhere, or it ran), is left
+    unchanged. O(pending_only) and O(restart_timeout) shape a restart still to run, so they are refused with
+    O(state=absent).
 extends_documentation_fragment:
   - pgha.patroni._connection
   - pgha.patroni._attributes
@@ -29,15 +36,26 @@ attributes:
     support: full
     details:
       - Lists the members that would be restarted.
+      - With O(state=absent), lists the members whose scheduled restart would be cancelled.
   diff_mode:
     support: none
   idempotent:
     support: partial
     details:
       - With O(pending_only) or O(scheduled_at) a second run does nothing; otherwise every run restarts.
+      - O(state=absent) is idempotent.
 options:
+  state:
+    description:
+      - V(present) restarts (or schedules a restart with O(scheduled_at)).
+      - V(absent) cancels the scheduled restarts of the selected members.
+    type: str
+    choices: [present, absent]
+    default: present
   members:
-    description: Names of the members to restart. Mutually exclusive with O(all_members).
+    description:
+      - Names of the members to restart (or whose scheduled restart to cancel). Mutually exclusive with
+        O(all_members).
     type: list
     elements: str
     default: []
@@ -46,7 +64,9 @@ options:
     type: bool
     default: false
   pending_only:
-    description: Only members that report C(pending_restart) (a changed parameter needs a restart).
+    description:
+      - Only members that report C(pending_restart) (a changed parameter needs a restart).
+      - Refused with O(state=absent).
     type: bool
     default: false
   role:
@@ -55,13 +75,17 @@ options:
     choices: [primary, replica, any]
     default: any
   scheduled_at:
-    description: When Patroni should restart, ISO 8601 with a time zone; refused when naive or in the past.
+    description:
+      - When Patroni should restart, ISO 8601 with a time zone; refused when naive or in the past.
+      - With O(state=absent), only cancel restarts scheduled at this time (compared as an instant; a time in the past
+        is accepted).
     type: str
   restart_timeout:
     description:
       - Seconds Patroni waits for PostgreSQL to start (the C(timeout) of C(POST /restart)); Patroni's default is
         C(primary_start_timeout), 300 s.
       - The HTTP request waits this long plus 30 s, whatever O(timeout) says.
+      - Refused with O(state=absent).
     type: int
 requirements:
   - requests
@@ -84,6 +108,14 @@ EXAMPLES = r"""
     all_members: true
     role: replica
     scheduled_at: "2026-11-28T02:00:00+00:00"
+
+- name: Cancel the replicas' scheduled restarts
+  pgha.patroni.patroni_restart:
+    api_url: http://10.213.0.11:8008
+    all_members: true
+    role: replica
+    state: absent
+  register: cancelled
 """
 
 RETURN = r"""
@@ -102,18 +134,34 @@ scheduled:
 not_restarted:
   description:
     - Members left alone, with the reason. (Not called C(skipped), which Ansible would read as a skipped task.)
-  returned: always
+  returned: with O(state=present)
   type: dict
   sample: {"c1m1": "not a replica (role=replica)"}
+cancelled:
+  description: Members whose scheduled restart was cancelled (or would be in check mode), in order.
+  returned: with O(state=absent)
+  type: list
+  elements: str
+  sample: ["c1m2"]
+not_cancelled:
+  description: Selected members whose restart was not cancelled, with the reason (nothing scheduled, another time...).
+  returned: with O(state=absent)
+  type: dict
+  sample: {"c1m1": "no restart scheduled"}
 messages:
   description: Patroni's answer per member.
   returned: always
   type: dict
   sample: {"c1m2": "restarted successfully"}
 scheduled_at:
-  description: The schedule sent.
+  description: The schedule sent (with O(state=absent), the schedule filter).
   returned: always
   type: str
+msg:
+  description: What was cancelled (or would be in check mode), or why nothing was.
+  returned: with O(state=absent)
+  type: str
+  sample: cancelled the scheduled restart of c1m2 (at 2026-11-28T02:00:00+00:00)
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -127,6 +175,7 @@ from ansible_collections.pgha.patroni.plugins.module_utils._operations import Re
 
 def main() -> None:
     kwargs = connection_module_kwargs(dict(
+        state=dict(type="str", choices=["present", "absent"], default="present"),
         members=dict(type="list", elements="str", default=[]),
         all_members=dict(type="bool", default=False),
         pending_only=dict(type="bool", default=False),
@@ -141,7 +190,7 @@ def main() -> None:
         client, check_mode=module.check_mode, members=params["members"],
         all_members=params["all_members"], pending_only=params["pending_only"], role=params["role"],
         scheduled_at=params["scheduled_at"], restart_timeout=params["restart_timeout"],
-        member_api_urls=params["member_api_urls"]).run())
+        member_api_urls=params["member_api_urls"], state=params["state"]).run())
     module.exit_json(**result)
 
 

@@ -152,8 +152,8 @@ RESTART_ANSWERS = [
      "the member is busy with another operation (restart, reinitialize, bootstrap); wait for it and rerun"),
     (503, "restart failed", "PostgreSQL did not come back; read the member's Patroni and PostgreSQL logs"),
     (409, "Another restart is already scheduled",
-     "a different restart is already scheduled on the member; delete it first (DELETE /restart, or patronictl flush "
-     "<cluster> restart) or use the same scheduled_at"),
+     "a different restart is already scheduled on the member; cancel it first (patroni_restart state=absent) or use "
+     "the same scheduled_at"),
     (500, "Can't schedule restart in the paused state",
      "the cluster is paused (maintenance mode) and Patroni does not schedule restarts then; resume it or restart "
      "without scheduled_at"),

@@ -261,7 +261,7 @@ def test_other_schedule_fails(fake):
     with pytest.raises(PatroniOperationError) as info:
         SwitchoverRunner(client(), candidate="c1m2", scheduled_at=FUTURE.isoformat()).run()
     assert info.value.msg == ("another switchover of cluster c1 is scheduled at 2030-01-01T00:00:00+00:00 (to c1m3): "
-                              "delete it first (DELETE /switchover, or patronictl flush <cluster> switchover)")
+                              "cancel it first (patroni_switchover state=absent)")
 
 
 def test_paused_refuses_a_schedule(fake):

@@ -33,3 +33,20 @@ def test_bad_role(monkeypatch):
     with pytest.raises(AnsibleFailJson) as info:
         run_module(monkeypatch, patroni_restart.main, {"api_url": M1, "role": "master"})
     assert info.value.result["msg"].startswith("value of role must be one of: primary, replica, any")
+
+
+def test_absent_refuses_restart_timeout(monkeypatch):
+    with pytest.raises(AnsibleFailJson) as info:
+        run_module(monkeypatch, patroni_restart.main, {"api_url": M1, "state": "absent", "restart_timeout": 60})
+    assert info.value.result["msg"].startswith("restart_timeout only apply to a restart to run (state=present)")
+    assert info.value.result["error"]["kind"] == "bad_option"
+
+
+def test_absent_check_mode_lists_what_would_be_cancelled(fake, monkeypatch):
+    doc = load_fixture("patroni-4.1", "cluster.json")
+    doc["members"][1]["scheduled_restart"] = {"schedule": "2030-01-01T03:00:00+00:00"}
+    fake.expect(GET(M1 + "/cluster", json_body=doc))
+    result = run_module(monkeypatch, patroni_restart.main,
+                        {"api_url": M1, "all_members": True, "state": "absent", "_ansible_check_mode": True})
+    assert result["changed"] is True and result["cancelled"] == ["c1m2"]
+    assert result["msg"] == "would cancel the scheduled restart of c1m2 (at 2030-01-01T03:00:00+00:00)"

@@ -50,3 +50,27 @@ def test_naive_schedule_fails_without_a_request(fake, monkeypatch):
     with pytest.raises(AnsibleFailJson) as info:
         run_module(monkeypatch, patroni_switchover.main, {"api_url": M1, "scheduled_at": "2030-01-01 03:00"})
     assert info.value.result["msg"].startswith("scheduled_at='2030-01-01 03:00' has no time zone")
+
+
+def test_absent_check_mode_names_the_switchover(fake, monkeypatch):
+    doc = cluster()
+    doc["scheduled_switchover"] = {"at": "2030-01-01T03:00:00+00:00", "from": "c1m1", "to": "c1m2"}
+    fake.expect(GET(M1 + "/cluster", json_body=doc))
+    result = run_module(monkeypatch, patroni_switchover.main,
+                        {"api_url": M1, "state": "absent", "_ansible_check_mode": True})
+    assert result["changed"] is True
+    assert result["msg"] == ("would cancel the switchover of cluster c1 scheduled at 2030-01-01T03:00:00+00:00 from "
+                             "c1m1 to c1m2")
+
+
+def test_absent_auth_failure_fails_the_task_with_the_url(fake, monkeypatch):
+    doc = cluster()
+    doc["scheduled_switchover"] = {"at": "2030-01-01T03:00:00+00:00"}
+    fake.expect(GET(M1 + "/cluster", json_body=doc), Call("DELETE", M1 + "/switchover", 401, body="not authenticated"))
+    with pytest.raises(AnsibleFailJson) as info:
+        run_module(monkeypatch, patroni_switchover.main,
+                   {"api_url": M1, "state": "absent", "api_username": "u", "api_password": "wrong-secret"})
+    result = info.value.result
+    assert result["msg"].startswith(f"DELETE {M1}/switchover answered HTTP 401: Patroni rejected "
+                                    "api_username/api_password")
+    assert result["error"]["kind"] == "auth" and "wrong-secret" not in str(result)
