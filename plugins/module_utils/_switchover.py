@@ -279,8 +279,9 @@ class SwitchoverRunner(_Operation):
                 return dict(result, msg=f"left {what} alone: {'; '.join(mismatch)}")
             if self.check_mode:
                 return dict(result, changed=True, msg=f"would cancel {what}")
-            # Any member can delete the DCS key; the leader, like patronictl, else the member that answered.
-            target = leader["api_url"] if leader and leader.get("api_url") else self.client.api_url
+            # Any member can delete the DCS key; the leader, like patronictl, else the member that answered /cluster.
+            answered = next((u for u in self.view.urls if u not in self.view.errors), self.client.api_url)
+            target = leader["api_url"] if leader and leader.get("api_url") else answered
             client = self.view.client_for(target)
             url = client.url_for("/switchover")
             try:

@@ -153,7 +153,7 @@ primary:
   sample: c1m2
 candidate:
   description: The member asked to take over (V(null) for a scheduled switchover without O(candidate)).
-  returned: changed
+  returned: when changed with O(state=present)
   type: str
   sample: c1m2
 scheduled_at:

@@ -196,6 +196,13 @@ def test_leaderless_cluster_deletes_through_the_member_asked(fake):
     assert result["msg"] == f"cancelled the switchover of cluster c1 scheduled at {AT} from the leader to c1m3"
 
 
+def test_leaderless_cluster_deletes_through_the_member_that_answered(fake):
+    doc = cluster({"at": AT, "to": "c1m3"}, leader=False)
+    fake.expect(GET(M1 + "/cluster", raises=REFUSED), GET(M2 + "/cluster", json_body=doc), delete(M2, "/switchover"))
+    runner = SwitchoverRunner(PatroniClient(M1), state="absent", member_api_urls=[M2])
+    assert runner.run()["changed"] is True
+
+
 def test_cluster_from_another_member_then_delete_on_the_leader(fake):
     fake.expect(GET(M2 + "/cluster", raises=REFUSED), GET(M3 + "/cluster", json_body=cluster(SCHEDULED)),
                 delete(M1, "/switchover"))
