@@ -17,6 +17,7 @@ from ansible_collections.pgha.patroni.plugins.module_utils._api_client import (
     PatroniClient,
     PatroniError,
     PatroniWaitExpired,
+    fetch_many,
     parse_lag,
 )
 from ansible_collections.pgha.patroni.plugins.module_utils._facts import LEADER_ROLES, build_node
@@ -49,7 +50,8 @@ class PatroniHealthBlocked(PatroniWaitExpired):
 
 class HealthWaiter(WaitingRunner):
     def __init__(self, client: PatroniClient, check_mode: bool = False, expected_members: int = 0,
-                 max_lag: t.Any = None, member: str | None = None, wait_timeout: float = 60.0,
+                 max_lag: t.Any = None, member: str | None = None, all_members_status: bool = False,
+                 wait_timeout: float = 60.0,
                  wait_sleep: float = 1.0, member_api_urls: t.Iterable[str] = (),
                  clock: t.Callable[[], float] = time.monotonic, sleep: t.Callable[[float], None] = time.sleep,
                  ) -> None:
@@ -60,10 +62,12 @@ class HealthWaiter(WaitingRunner):
         self.max_lag = parse_lag(max_lag, "max_lag")
         self.max_lag_text = str(max_lag).strip() if self.max_lag is not None else None
         self.member = member or None
+        self.all_members_status = bool(all_members_status)
         # Validated here so a bad wait_timeout or wait_sleep fails before the first request.
         self.poller = Poller(wait_timeout, wait_sleep, clock, sleep)
         self.cluster: dict[str, t.Any] | None = None
         self.member_status: dict[str, t.Any] | None = None
+        self.member_statuses: dict[str, dict[str, t.Any]] | None = None
 
     # Loop
 
@@ -87,12 +91,17 @@ class HealthWaiter(WaitingRunner):
             # The cluster view of the last good poll would be misleading next to "no member answered".
             self.cluster = None
             self.member_status = None
+            self.member_statuses = None
             return [err.msg], []
         self.cluster = cluster
         reasons = self._cluster_reasons(cluster)
         if self.member:
             reasons += self._member_reasons(cluster)
-        return reasons, self._blockers(cluster)
+        blockers = self._blockers(cluster)
+        if self.all_members_status and not reasons and not blockers:
+            # Only once the cluster is healthy: every member answers then, and a wait does not pay for it each poll.
+            reasons += self._all_statuses(cluster)
+        return reasons, blockers
 
     # What /cluster says
 
@@ -170,6 +179,31 @@ class HealthWaiter(WaitingRunner):
             return [f"{self.member} says its replication is {replication} (its own GET /patroni), not streaming"]
         return []
 
+    def _all_statuses(self, cluster: dict[str, t.Any]) -> list[str]:
+        self.member_statuses = None
+        urls = {m["name"]: m["api_url"] for m in cluster["members"]}
+        missing = [name for name, url in urls.items() if not url]
+        if missing:
+            return [f"{', '.join(missing)} publish no api_url in the DCS: check restapi.connect_address in their "
+                    "patroni.yml"]
+        targets = {name: self.view.client_for(url).url_for("/patroni") for name, url in urls.items()}
+        answers = fetch_many(self.client, list(targets.values()), expect=(200,))
+        statuses: dict[str, dict[str, t.Any]] = {}
+        reasons: list[str] = []
+        for name, url in urls.items():
+            answer = answers[targets[name]]
+            if isinstance(answer, PatroniError):
+                if not answer.retryable:
+                    raise answer
+                reasons.append(f"{name} GET /patroni: {answer.msg}")
+                continue
+            doc = answer.json()
+            statuses[name] = build_node(doc if isinstance(doc, dict) else {}, url)
+            statuses[name]["name"] = statuses[name]["name"] or name
+        if not reasons:
+            self.member_statuses = statuses
+        return reasons
+
     # Results
 
     def _result(self) -> dict[str, t.Any]:
@@ -182,6 +216,7 @@ class HealthWaiter(WaitingRunner):
             "timeline": leader["timeline"],
             "members": cluster["members"],
             "member_status": self.member_status,
+            "member_statuses": self.member_statuses,
             "reasons": [],
             "elapsed": self.poller.elapsed(),
             "polls": self.poller.polls + 1,

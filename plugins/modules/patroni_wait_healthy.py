@@ -60,6 +60,12 @@ options:
       - Name of a member (as in C(/cluster)) whose own C(GET /patroni) must also say it runs, and streams if it is a
         replica, and is returned in RV(member_status).
     type: str
+  all_members_status:
+    description:
+      - Once the cluster is healthy, also ask every member for its own C(GET /patroni) (all at once) and return the
+        answers in RV(member_statuses), for example to decide up front which members need a restart.
+    type: bool
+    default: false
 requirements:
   - requests
 notes:
@@ -214,6 +220,13 @@ member_status:
       description: The member's REST API URL as it publishes it.
       type: str
       sample: http://10.213.0.12:8008/patroni
+member_statuses:
+  description:
+    - With O(all_members_status), every member's own C(GET /patroni) by member name, each in the form of
+      RV(member_status); V(null) without it or when the task failed.
+  returned: success
+  type: dict
+  sample: {"c1m1": {"name": "c1m1", "role": "primary", "state": "running", "pending_restart": false}}
 elapsed:
   description: Seconds waited.
   returned: always, except when the options or the connection settings were refused
@@ -246,6 +259,7 @@ def main() -> None:
             expected_members=dict(type="int", default=0),
             max_lag=dict(type="str"),
             member=dict(type="str"),
+            all_members_status=dict(type="bool", default=False),
             **member_urls_argument_spec(),
         )),
     )
@@ -256,6 +270,7 @@ def main() -> None:
         expected_members=params["expected_members"],
         max_lag=params["max_lag"],
         member=params["member"],
+        all_members_status=params["all_members_status"],
         wait_timeout=params["wait_timeout"],
         wait_sleep=params["wait_sleep"],
         member_api_urls=params["member_api_urls"],

@@ -242,3 +242,31 @@ def test_bad_options_fail_before_any_request(fake, options, message):
     with pytest.raises(PatroniError) as info:
         run(Clock(), **options)
     assert str(info.value).startswith(message) and info.value.kind == "bad_option"
+
+
+def test_all_members_status_once_healthy(fake):
+    clock = Clock()
+    primary = load_fixture("patroni-4.1", "primary-patroni.json")
+    fake.expect(GET(M1 + "/cluster", json_body=healthy(c1m3={"state": "starting"})))
+    fake.expect(GET(M1 + "/cluster", json_body=healthy()), GET(M1 + "/patroni", json_body=primary),
+                GET(M2 + "/patroni", json_body=replica_status("c1m2")),
+                GET(M3 + "/patroni", json_body=replica_status("c1m3", pending_restart=False)))
+    result = run(clock, all_members_status=True)
+    statuses = result["member_statuses"]
+    assert {name: (s["role"], s["pending_restart"]) for name, s in statuses.items()} == {
+        "c1m1": ("primary", False), "c1m2": ("replica", True), "c1m3": ("replica", False)}
+    # not asked while the cluster was unhealthy
+    assert fake.urls().count(M2 + "/patroni") == 1 and result["polls"] == 2
+
+
+def test_all_members_status_waits_for_a_member_that_does_not_answer(fake):
+    clock = Clock()
+    primary = load_fixture("patroni-4.1", "primary-patroni.json")
+    fake.expect(GET(M1 + "/cluster", json_body=healthy(), repeat=True),
+                GET(M1 + "/patroni", json_body=primary, repeat=True),
+                GET(M2 + "/patroni", json_body=replica_status("c1m2"), repeat=True),
+                GET(M3 + "/patroni", raises=dropped(), repeat=True))
+    err = expire(clock, all_members_status=True)
+    assert len(err.details["reasons"]) == 1
+    assert err.details["reasons"][0].startswith("c1m3 GET /patroni: no HTTP response from GET "
+                                                "http://10.213.0.13:8008/patroni")

@@ -41,7 +41,7 @@ def test_healthy_with_member_status(serve, monkeypatch, check_mode):
     server = cluster_on(serve)
     result = run_module(monkeypatch, patroni_wait_healthy.main, {
         "api_url": server.url(), "expected_members": 3, "max_lag": "1kB", "member": "c1m3",
-        "_ansible_check_mode": check_mode})
+        "all_members_status": True, "_ansible_check_mode": check_mode})
     assert result["changed"] is False
     assert (result["healthy"], result["leader"], result["scope"], result["timeline"], result["polls"]) == \
         (True, "c1m1", "c1", 2, 1)
@@ -49,6 +49,7 @@ def test_healthy_with_member_status(serve, monkeypatch, check_mode):
     reason = {"max_connections": {"old_value": "50", "new_value": "60"}}
     assert result["member_status"]["pending_restart_reason"] == reason
     assert [m["name"] for m in result["members"]] == ["c1m1", "c1m2", "c1m3"]
+    assert sorted(result["member_statuses"]) == ["c1m1", "c1m2", "c1m3"]
     # reads only, in check mode as well
     assert {method for method, _path, _headers in server.requests} == {"GET"}
 
