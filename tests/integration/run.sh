@@ -38,7 +38,7 @@ phase_core() {
 }
 phase_operations() {
     lab_up --loop-wait 3
-    run_pytest ac221 tests/integration/test_operations.py
+    run_pytest ac221 tests/integration/test_operations.py tests/integration/test_schedules.py
 }
 phase_haproxy() {
     lab_up --clusters 2
