@@ -140,6 +140,11 @@ def member_names(cluster: dict[str, t.Any]) -> str:
     return ", ".join(str(m["name"]) for m in cluster["members"]) or "none"
 
 
+def cluster_label(cluster: dict[str, t.Any]) -> str:
+    """How a message names the cluster: Patroni before 3.2 leaves the scope out of /cluster."""
+    return f"cluster {cluster['scope']}" if cluster.get("scope") else "the cluster"
+
+
 def require_api_url(member: dict[str, t.Any]) -> str:
     if not member.get("api_url"):
         raise PatroniOperationError(f"{member['name']} publishes no api_url in the DCS, so its REST API cannot be "
@@ -467,12 +472,11 @@ class RestartRunner:
             else:
                 cancelled.append(name)
                 messages[name] = outcome
-        scope = cluster["scope"] or ""
         if cancelled:
             verb = "would cancel" if self.check_mode else "cancelled"
             msg = f"{verb} the scheduled restart of " + ", ".join(f"{n} (at {schedules[n]})" for n in cancelled)
         else:
-            msg = f"no scheduled restart to cancel in cluster {scope}: " + \
+            msg = f"no scheduled restart to cancel in {cluster_label(cluster)}: " + \
                 "; ".join(f"{n}: {r}" for n, r in skipped.items())
         return {"changed": bool(cancelled), "cancelled": cancelled, "not_cancelled": skipped, "messages": messages,
                 "scheduled_at": self.schedule, "msg": msg}

@@ -26,6 +26,7 @@ from ansible_collections.pgha.patroni.plugins.module_utils._operations import (
     WaitingRunner,
     answer_of,
     check_state,
+    cluster_label,
     explain,
     leader_of,
     member_named,
@@ -265,14 +266,15 @@ class SwitchoverRunner(_Operation):
     def _cancel(self) -> dict[str, t.Any]:
         conflicts: list[str] = []
         for attempt in range(1, CANCEL_ATTEMPTS + 1):
-            cluster, scope, leader, result = self._read_cluster()
+            cluster, _scope, leader, result = self._read_cluster()
+            label = cluster_label(cluster)
             scheduled = cluster["scheduled_switchover"]
             result.update(scheduled_at=None, scheduled_switchover=scheduled)
             if not scheduled:
                 after = f" (after HTTP 409 from {conflicts[-1]})" if conflicts else ""
-                return dict(result, msg=f"no switchover of cluster {scope} is scheduled{after}")
+                return dict(result, msg=f"no switchover of {label} is scheduled{after}")
             result["scheduled_at"] = scheduled.get("at")
-            what = (f"the switchover of cluster {scope} scheduled at {scheduled.get('at')} from "
+            what = (f"the switchover of {label} scheduled at {scheduled.get('at')} from "
                     f"{scheduled.get('from') or 'the leader'} to {scheduled.get('to') or 'the best member'}")
             mismatch = self._mismatch(scheduled)
             if mismatch:

@@ -210,6 +210,14 @@ def test_cluster_from_another_member_then_delete_on_the_leader(fake):
     assert runner.run()["changed"] is True
 
 
+def test_patroni_before_3_2_has_no_scope_in_cluster(fake):
+    doc = cluster(SCHEDULED)
+    del doc["scope"]
+    fake.expect(GET(M1 + "/cluster", json_body=doc))
+    result, _sleeps = cancel_switchover(check_mode=True)
+    assert result["msg"] == f"would cancel the switchover of the cluster scheduled at {AT} from c1m1 to c1m3"
+
+
 def test_unknown_state():
     with pytest.raises(PatroniError) as info:
         SwitchoverRunner(PatroniClient(M1), state="gone")
@@ -253,6 +261,14 @@ def test_restart_cancel_nothing_scheduled_is_unchanged(fake):
     result = cancel_restart(members=["c1m2"])
     assert result["changed"] is False and result["cancelled"] == []
     assert result["msg"] == "no scheduled restart to cancel in cluster c1: c1m2: no restart scheduled"
+
+
+def test_restart_cancel_nothing_scheduled_without_scope(fake):
+    doc = cluster()
+    del doc["scope"]
+    fake.expect(GET(M1 + "/cluster", json_body=doc))
+    result = cancel_restart(members=["c1m2"])
+    assert result["msg"] == "no scheduled restart to cancel in the cluster: c1m2: no restart scheduled"
 
 
 def test_restart_cancel_role_and_time_filters(fake):
