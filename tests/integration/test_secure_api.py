@@ -3,12 +3,16 @@
 What a user checks after hardening a running cluster: no failed write, the same leader and timeline, PostgreSQL
 never restarted, the API only on verified HTTPS with auth and allowlist, the API and PostgreSQL ports closed to an
 outside host and open to the load balancer; a second run changes nothing and --check --diff shows no secret.
+The rollout is stopped part-way (Ctrl-C once a member serves HTTPS) and finished by running secure_api.yml again,
+so every check above also holds for a resumed run.
 Needs a fresh lab (tests/integration/run.sh gives this file its own).
 """
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -168,28 +172,138 @@ def haproxy_settled(lab, leader: str, timeout: float = 60, steady: float = 5) ->
     raise AssertionError(f"HAProxy on lb1 did not settle within {timeout}s: {states}")
 
 
+def https_members(lab) -> list[str]:
+    """The members whose API answers HTTPS verified by the lab CA right now."""
+    ca, out = str(lab.dir / "pki" / "ca.crt"), []
+    for host in lab.members():
+        try:
+            requests.get(f"https://{lab.ip(host)}:8008/patroni", verify=ca, timeout=1)
+        except (requests.RequestException, OSError):
+            continue
+        out.append(host)
+    return out
+
+
+def run_until_first_https(lab, playbook: Path, timeout: float = 600) -> tuple[labkit.PlaybookRun, list[str], float]:
+    """Run the playbook and stop it the way Ctrl-C does (SIGINT to its process group) as soon as a member answers
+    HTTPS, mid-rollout: that member's HAProxy checks are still paused, the others are untouched."""
+    cmd = [str(labkit.ANSIBLE_VENV / "bin" / "ansible-playbook"), "-i", str(lab.inventory), str(playbook)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=labkit.ansible_env(), start_new_session=True)
+    # the pipes are read while the run goes on, or a full pipe would stall it
+    out: dict[str, str] = {}
+    readers = [threading.Thread(target=lambda n, f: out.__setitem__(n, f.read()), args=(name, pipe), daemon=True)
+               for name, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr))]
+    for reader in readers:
+        reader.start()
+    t0, secured = time.monotonic(), []
+    while proc.poll() is None and time.monotonic() - t0 < timeout and not secured:
+        if (lab.dir / "pki" / "ca.crt").exists():
+            secured = https_members(lab)
+        time.sleep(0.2)
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    for reader in readers:
+        reader.join(timeout=30)
+    run = labkit.PlaybookRun(subprocess.CompletedProcess(cmd, proc.returncode, out.get("stdout", ""),
+                                                         out.get("stderr", "")))
+    return run, secured, time.monotonic() - t0
+
+
+def plain_haproxy_layout(lab) -> list[dict]:
+    """lb1's clusters as lab_haproxy.yml lays them out for a plain-HTTP lab: what a user keeps in the inventory."""
+    return [{"name": scope, "group": f"cluster_{scope}",
+             "listeners": [{"type": "primary", "port": 5000 + 100 * n},
+                           {"type": "replicas", "port": 5001 + 100 * n, "lag": "16MB"},
+                           {"type": "read_only", "port": 5002 + 100 * n, "lag": "16MB"}]}
+            for n, scope in enumerate(sorted(lab.clusters))]
+
+
+def secure_api_vars(lab) -> dict:
+    """demo.yml's settings for secure_api.yml, to run the playbook on its own as a user would (the password is read
+    by the lookup on the controller, never put on the command line)."""
+    return {"pgha_secure_api_password": "{{ lookup('ansible.builtin.password', pgha_lab_dir ~ '/api-password', "
+                                        "chars=['ascii_letters', 'digits'], length=24) }}",
+            "pgha_secure_api_ca_dir": str(lab.dir / "pki"),
+            "patroni_firewall_nftables_file": "/etc/pgha/pgha_patroni.nft"}
+
+
 @pytest.fixture(scope="module")
-def rollout(lab, run_playbook):
-    """HAProxy first (plain checks), then the whole demo job with a writer on the write port throughout, and
-    lb1's server states sampled all along."""
+def rollout(lab, run_playbook, tmp_path_factory):
+    """HAProxy first (plain checks), then the demo job with a writer on the write port throughout, stopped like
+    Ctrl-C once its first member serves HTTPS; then what a user does next: `--check --tags plan` to see what is
+    left, and secure_api.yml run again (lb1's layout in host_vars, as a user's inventory holds it) to finish.
+    lb1's server states are sampled all along."""
     first = run_playbook(str(REPO / "playbooks" / "lab_haproxy.yml"))
     assert first.rc == 0, first
     leader = lab.leader()
     timeline = requests.get(lab.api(leader) + "/patroni", timeout=5).json()["timeline"]
     started = start_times(lab)
     haproxy_settled(lab, leader)
+    inventory = tmp_path_factory.mktemp("resume") / "inventory.yml"
+    shutil.copy(lab.inventory, inventory)
+    (inventory.parent / "host_vars").mkdir()
+    (inventory.parent / "host_vars" / "lb1.yml").write_text(
+        json.dumps({"patroni_haproxy_clusters": plain_haproxy_layout(lab)}))
     watch = HaproxyWatch(lab)
     watch.start()
     t0 = time.monotonic()
     with Writer(lab, port=5000) as writer:
-        run = run_playbook(str(DEMO))
+        stopped, secured, stopped_s = run_until_first_https(lab, DEMO)
+        half_done = https_members(lab)
+        t1 = time.monotonic()
+        plan = labkit.run_playbook(lab.inventory, SECURE_API, extra_vars=secure_api_vars(lab), check=True,
+                                   extra_args=["--tags", "plan"], timeout=300)
+        t2 = time.monotonic()
+        run = labkit.run_playbook(inventory, SECURE_API, extra_vars=secure_api_vars(lab), timeout=900)
+        t3 = time.monotonic()
     elapsed = time.monotonic() - t0
     watch.stop.set()
     watch.join(timeout=10)
-    print(f"secure_api rollout (demo.yml) took {elapsed:.1f}s; writer: {json.dumps(writer.summary)}; "
+    print(f"secure_api rollout took {elapsed:.1f}s: demo.yml stopped after {stopped_s:.1f}s with {secured} on HTTPS, "
+          f"plan-only check run {t2 - t1:.1f}s, resumed run {t3 - t2:.1f}s; writer: {json.dumps(writer.summary)}; "
           f"haproxy: {json.dumps(watch.summary())}")
     return {"run": run, "writer": writer.summary, "leader": leader, "timeline": timeline, "started": started,
-            "haproxy": watch.summary(), "elapsed": elapsed}
+            "haproxy": watch.summary(), "elapsed": elapsed, "stopped": stopped, "secured": secured,
+            "half_done": half_done, "plan": plan}
+
+
+def test_rerun_after_a_stopped_run_finishes_the_job(lab, rollout):
+    """Ctrl-C right after the first member switched to HTTPS, then secure_api.yml again: the rerun plans from what
+    each member serves now and finishes; --check --tags plan on the half-done cluster says what is left."""
+    stopped, plan = rollout["stopped"], rollout["plan"]
+    assert stopped.rc != 0 and rollout["secured"], stopped
+    half_done = rollout["half_done"]
+    left = [m for m in lab.members() if m not in half_done]
+    assert half_done and left, (half_done, stopped)
+    assert plan.rc == 0 and plan.changed() == 0, plan
+    # only the planning play ran
+    assert "TASK [Issue and install this member's API certificate]" not in plan.stdout, plan
+    said = " ".join(plan.stdout.split())
+
+    def listed(after: str) -> list[str]:
+        assert after in said, plan
+        return said.split(after, 1)[1].split(".", 1)[0].split(", ")
+
+    assert "Check mode, nothing is changed." in said, plan
+    assert sorted(listed("serving HTTPS already (only checked and completed in their turn): ")) == sorted(half_done)
+    order = listed("Left on plain HTTP, secured in this order: ")
+    assert sorted(order) == sorted(left) and order[-1] == rollout["leader"], (order, plan)
+    assert rollout["run"].rc == 0, rollout["run"]
+
+
+def test_warns_about_a_load_balancer_without_a_layout(rollout):
+    """The plan-only run used the lab inventory, where lb1 has no patroni_haproxy_clusters (the lab keeps its layout
+    as facts of the demo run): the warning names lb1 before anything changes."""
+    said = " ".join(rollout["plan"].stdout.split())
+    assert "WARNING: lb1 in group lb have no patroni_haproxy_clusters" in said, rollout["plan"]
+    # and a run given the layout stays quiet
+    assert "have no patroni_haproxy_clusters" not in rollout["run"].stdout, rollout["run"]
 
 
 def test_rollout_succeeds_without_a_failed_write(rollout):
