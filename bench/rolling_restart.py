@@ -264,7 +264,7 @@ def bench() -> int:
     sys.path.insert(0, str(REPO / "lab"))
     from labkit import OwnLab, run_playbook
 
-    with OwnLab(clusters=3, name="brr", net="10.213.42.0/24", lab_dir=Path("/tmp/pgha-bench-rolling")) as lab:
+    with OwnLab(clusters=3, name="brr", net="10.213.12.0/24", lab_dir=Path("/tmp/pgha-bench-rolling")) as lab:
         haproxy = run_playbook(lab.inventory, LAB_HAPROXY)
         if haproxy.rc != 0:
             print(f"lab_haproxy.yml failed:\n{haproxy}")

@@ -140,14 +140,14 @@ class HealthWaiter(WaitingRunner):
         switchover = cluster["scheduled_switchover"]
         if switchover:
             at = switchover.get("at", "?") if isinstance(switchover, dict) else switchover
-            blockers.append(f"a switchover is scheduled at {at}; let it happen or cancel it (DELETE /switchover) "
-                            "first")
+            blockers.append(f"a switchover is scheduled at {at}; let it happen or cancel it first "
+                            "(pgha.patroni.patroni_switchover state=absent)")
         for name, raw in self.view.raw.items():
             scheduled = raw.get("scheduled_restart")
             if scheduled:
                 at = scheduled.get("schedule", "?") if isinstance(scheduled, dict) else scheduled
-                blockers.append(f"{name} has a restart scheduled at {at}; let it happen or cancel it "
-                                "(DELETE /restart) first")
+                blockers.append(f"{name} has a restart scheduled at {at}; let it happen or cancel it first "
+                                "(pgha.patroni.patroni_restart state=absent)")
         return blockers
 
     # What the named member says about itself

@@ -131,7 +131,8 @@ def test_standby_leader_counts_as_the_leader_and_patroni_3_running_as_streaming(
     ({"pause": True}, "the cluster is paused (maintenance mode); resume it (pgha.patroni.patroni_maintenance "
                       "state=resumed) or leave it out of the run"),
     ({"scheduled_switchover": {"at": "2026-11-26T02:00:00+00:00", "from": "c1m1"}},
-     "a switchover is scheduled at 2026-11-26T02:00:00+00:00; let it happen or cancel it (DELETE /switchover) first"),
+     "a switchover is scheduled at 2026-11-26T02:00:00+00:00; let it happen or cancel it first "
+     "(pgha.patroni.patroni_switchover state=absent)"),
 ])
 def test_pause_and_scheduled_switchover_fail_at_once(fake, changes, blocker):
     clock = Clock()
@@ -153,8 +154,8 @@ def test_scheduled_restart_fails_at_once(fake):
     with pytest.raises(PatroniHealthBlocked) as info:
         run(clock)
     assert info.value.details["reasons"] == [
-        "c1m2 has a restart scheduled at 2026-11-26T03:00:00+00:00; let it happen or cancel it (DELETE /restart) "
-        "first"]
+        "c1m2 has a restart scheduled at 2026-11-26T03:00:00+00:00; let it happen or cancel it first "
+        "(pgha.patroni.patroni_restart state=absent)"]
 
 
 @pytest.mark.parametrize("member_answer, reason", [
