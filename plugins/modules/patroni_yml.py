@@ -245,7 +245,7 @@ def run(module: AnsibleModule) -> dict:
     original = pyml.read(path)
     before = pyml.load(path, original)
     after, changed_keys, warnings = pyml.apply(before, p["restapi"], p["ctl"], p["dual_stack_allowlist"],
-                                             p["tags"])
+                                               p["tags"])
     for w in warnings:
         module.warn(w)
     result = {"changed": bool(changed_keys), "changed_keys": changed_keys, "api_url": pyml.api_url(after),

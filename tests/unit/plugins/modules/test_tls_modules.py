@@ -249,8 +249,8 @@ def test_patroni_yml_rewrites_a_flow_style_file_whole_with_a_warning(tmp_path, w
     failed, res = run(patroni_yml, {"path": str(path), "restapi": {"allowlist": ["10.0.0.0/24"]}})
     assert not failed and res["changed"]
     assert warned == [f"{path}: its layout could not be kept (flow style, a second document or a quoted "
-                               "top-level key), so the whole file was rewritten and its comments dropped; the backup "
-                               "keeps them"]
+                      "top-level key), so the whole file was rewritten and its comments dropped; the backup "
+                      "keeps them"]
     assert "# one line" in open(res["backup_file"]).read()
     assert "allowlist:\n  - 10.0.0.0/24" in path.read_text()
 
