@@ -77,7 +77,7 @@ phase_tools() {
 # lanes run side by side. Most of a phase is spent waiting on Patroni's loop and on timers, so lanes overlap each
 # other's waits. Expected seconds per phase (estimated for a quiet 2-core machine from runs here) let the longest
 # phases start first and the lanes end together.
-declare -A expected=([secure_api]=500 [rolling]=450 [firewall]=420 [tls]=400 [haproxy]=300 [core]=230
+declare -A expected=([secure_api]=800 [rolling]=450 [firewall]=420 [tls]=400 [haproxy]=300 [core]=230
                      [operations]=200 [tools]=130 [monitoring]=110 [inventory]=100)
 all_phases=(core operations haproxy secure_api tls firewall monitoring tools inventory rolling)
 phases=("$@")
