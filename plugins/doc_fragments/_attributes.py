@@ -42,31 +42,12 @@ attributes:
       - This action does not modify state.
 """
 
+    # For facts modules: use together with DOCUMENTATION and INFO_MODULE (fragments merge their attributes).
     FACTS = r"""
 options: {}
 attributes:
   facts:
     description: Action returns an C(ansible_facts) dictionary that will update existing host facts.
-"""
-
-    # For facts modules: use together with DOCUMENTATION and FACTS. A literal, not INFO_MODULE + text: ansible-test's
-    # yamllint reads doc fragments as plain string assignments and fails on anything else.
-    FACTS_MODULE = r"""
-options: {}
-attributes:
-  check_mode:
-    support: full
-    details:
-      - This action does not modify state.
-  diff_mode:
-    support: N/A
-    details:
-      - This action does not modify state.
-  idempotent:
-    support: full
-    details:
-      - This action does not modify state.
-  facts:
     support: full
 """
 

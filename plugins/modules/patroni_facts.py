@@ -25,8 +25,8 @@ description:
 extends_documentation_fragment:
   - pgha.patroni._connection
   - pgha.patroni._attributes
+  - pgha.patroni._attributes.INFO_MODULE
   - pgha.patroni._attributes.FACTS
-  - pgha.patroni._attributes.FACTS_MODULE
   - pgha.patroni._attributes.ACTIONGROUP_PATRONI
   - pgha.patroni._operation
 options:
