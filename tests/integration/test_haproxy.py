@@ -231,6 +231,24 @@ def test_bad_lag_unit_fails_clearly_and_touches_nothing(applied, run_playbook, l
     assert lb_file_fingerprint(lab) == before
 
 
+def test_rerun_loads_what_a_failed_reload_left_on_disk(applied, run_playbook, lab):
+    """A run that wrote the file but whose reload failed (here: a wrong service name; Ctrl-C before the handler
+    leaves the same state) is finished by the next run: the file is unchanged then, yet HAProxy reloads."""
+    before = lb_file_fingerprint(lab)
+    change = {"patroni_haproxy_timeout_check": "800ms"}
+    broken = run_playbook(PLAYBOOK, extra_vars={**change, "patroni_haproxy_service_name": "pgha-no-such-haproxy"})
+    assert broken.rc != 0, broken
+    written, pid = lb_file_fingerprint(lab)
+    assert written != before[0] and pid == before[1], "expected the file written and HAProxy not reloaded"
+    rerun = run_playbook(PLAYBOOK, extra_vars=change)
+    assert rerun.rc == 0 and rerun.changed() > 0, rerun
+    assert "changed after HAProxy's last reload: reloading" in " ".join(rerun.stdout.split()), rerun
+    after = lb_file_fingerprint(lab)
+    assert after[0] == written and after[1] != pid, (written, pid, after)
+    again = run_playbook(PLAYBOOK, extra_vars=change)
+    assert again.rc == 0 and again.changed() == 0, again
+
+
 def test_writes_go_to_the_primary_only(applied, lab, pg):
     for index, scope in enumerate(scopes(lab)):
         leader_ip = lab.ip(lab.leader(scope))
