@@ -848,7 +848,11 @@ def start_etcd(lab: Lab) -> None:
             "--listen-peer-urls", f"http://{host.ip}:{ETCD_PEER_PORT}",
             "--initial-advertise-peer-urls", f"http://{host.ip}:{ETCD_PEER_PORT}",
             "--initial-cluster", initial, "--initial-cluster-state", "new",
-            "--initial-cluster-token", f"pgha-lab-{lab.name}", "--logger", "zap", "--log-outputs", "stderr"])
+            "--initial-cluster-token", f"pgha-lab-{lab.name}", "--logger", "zap", "--log-outputs", "stderr",
+            # Raft heartbeats at etcd's default 100 ms cost the 3 members of every lab a steady share of the 2
+            # cores the tests share, and a 1 s election timeout elects a new etcd leader whenever the machine is
+            # busy; Patroni's TTL (30 s) is far above both.
+            "--heartbeat-interval", "300", "--election-timeout", "3000"])
         with open(lab.hdir(host.name) / "etcd.log", "ab") as out:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                     env=CLEAN_ENV, cwd="/", start_new_session=True)

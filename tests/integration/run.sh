@@ -131,18 +131,22 @@ run_lane() {
         # a failed phase must not hide the others: run them all, fail at the end. (set -e is ignored inside an `if`
         # condition, so the phase runs as a plain subshell and its status is read afterwards.)
         set +e
-        ( set -e; "phase_$phase" ) >"$logs/$phase.log" 2>&1
+        # `times` on the way out: CPU of the phase's own processes (pytest, Ansible, SSH clients), which is what a
+        # test can spend less of; the lab's daemons are not its children
+        ( trap 'times >"$logs/$phase.cpu"' EXIT; set -e; "phase_$phase" ) >"$logs/$phase.log" 2>&1
         rc=$?
         set -e
+        cpu=$(tail -1 "$logs/$phase.cpu" 2>/dev/null | awk '{ for (i = 1; i <= 2; i++) { split($i, t, /[ms]/); s += t[1] * 60 + t[2] } }
+                                                          END { printf "%.0f", s }')
         # one phase's whole output at a time, so lanes never interleave their lines
         {
             flock 9
             echo "=== integration phase: $phase (lane $i)"
             cat "$logs/$phase.log"
             if [ "$rc" -eq 0 ]; then
-                echo "=== integration phase $phase passed in $(( $(date +%s) - start ))s"
+                echo "=== integration phase $phase passed in $(( $(date +%s) - start ))s (${cpu:-?} s CPU)"
             else
-                echo "=== integration phase $phase FAILED after $(( $(date +%s) - start ))s"
+                echo "=== integration phase $phase FAILED after $(( $(date +%s) - start ))s (${cpu:-?} s CPU)"
                 echo "$phase" >>"$logs/failed"
             fi
         } 9>"$logs/print.lock"
