@@ -256,6 +256,9 @@ def rollout(lab, run_playbook, tmp_path_factory):
     with Writer(lab, port=5000) as writer:
         stopped, secured, stopped_s = run_until_first_https(lab, DEMO)
         half_done = https_members(lab)
+        # what `make demo` runs first when run again: HAProxy's layout, each member's checks on what it serves now
+        relaid = run_playbook(str(REPO / "playbooks" / "lab_haproxy.yml"))
+        relaid_cfg = lab.ssh("lb1", "cat /etc/haproxy/haproxy.cfg").stdout
         t1 = time.monotonic()
         plan = labkit.run_playbook(lab.inventory, SECURE_API, extra_vars=secure_api_vars(lab), check=True,
                                    extra_args=["--tags", "plan"], timeout=300)
@@ -270,7 +273,7 @@ def rollout(lab, run_playbook, tmp_path_factory):
           f"haproxy: {json.dumps(watch.summary())}")
     return {"run": run, "writer": writer.summary, "leader": leader, "timeline": timeline, "started": started,
             "haproxy": watch.summary(), "elapsed": elapsed, "stopped": stopped, "secured": secured,
-            "half_done": half_done, "plan": plan}
+            "half_done": half_done, "plan": plan, "relaid": relaid, "relaid_cfg": relaid_cfg}
 
 
 def test_rerun_after_a_stopped_run_finishes_the_job(lab, rollout):
@@ -295,6 +298,16 @@ def test_rerun_after_a_stopped_run_finishes_the_job(lab, rollout):
     order = listed("Left on plain HTTP, secured in this order: ")
     assert sorted(order) == sorted(left) and order[-1] == rollout["leader"], (order, plan)
     assert rollout["run"].rc == 0, rollout["run"]
+
+
+def test_demo_rerun_after_a_stop_checks_each_member_as_it_serves(lab, rollout):
+    """lab_haproxy.yml on the half-done cluster gives TLS checks to exactly the members serving HTTPS (HaproxyWatch,
+    running all along, would also see a member marked down by a check in the wrong protocol)."""
+    assert rollout["relaid"].rc == 0, rollout["relaid"]
+    checks = {line.split()[1]: "check-ssl" in line for line in rollout["relaid_cfg"].splitlines()
+              if line.strip().startswith("server ")}
+    assert set(checks) == set(lab.members()), rollout["relaid_cfg"]
+    assert sorted(m for m, tls in checks.items() if tls) == sorted(rollout["half_done"]), rollout["relaid_cfg"]
 
 
 def test_warns_about_a_load_balancer_without_a_layout(rollout):
