@@ -388,10 +388,25 @@ def test_haproxy_checks_verified_tls_and_all_servers_up(lab, rollout):
             assert op_state == "2" or server == leader, row
 
 
-def test_second_run_changes_nothing(rollout, run_playbook):
+def task_output(run: labkit.PlaybookRun, name: str) -> str:
+    """What every run of the task named `name` printed (a task of the serial play runs once per batch)."""
+    blocks = run.stdout.split("\nTASK [")[1:]
+    return "".join(block for block in blocks if block.startswith(name))
+
+
+def test_second_run_changes_nothing(lab, rollout, run_playbook):
     run = run_playbook(str(DEMO))
     assert run.rc == 0, run
     assert run.changed() == 0, run
+    # cheap but not blind: no HAProxy render or resume for members already checked over TLS, and every member is
+    # still asked as a client (no credentials: 401; Patroni's own client with them) and for its cluster view
+    assert "Render and reload HAProxy on the load balancer with the batch's checks on TLS" not in run.stdout, run
+    assert "skipping: [" in task_output(run, "Resume this member's checks, now over TLS"), run
+    for task in ("An unsafe call without credentials is refused with 401",
+                 "Patroni's own client works through the ctl section",
+                 "The member still sees every member of its cluster over the secured API"):
+        said = task_output(run, task)
+        assert all(f"ok: [{member}]" in said for member in lab.members()), (task, said)
 
 
 def test_check_diff_changes_nothing_and_shows_no_secret(lab, rollout, run_playbook):
