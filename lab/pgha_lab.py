@@ -103,6 +103,8 @@ PRIVATE_PATHS = (
     PrivatePath("/run/haproxy", "dir", "haproxy", "haproxy", 0o2775),
     PrivatePath("/var/lib/haproxy", "dir", "root", "root", 0o755, "copy"),
     PrivatePath("/run/sshd", "dir", "root", "root", 0o755),
+    # the patroni_haproxy role's runtime API helpers: two labs side by side must not run each other's version
+    PrivatePath("/usr/local/lib/pgha", "dir", "root", "root", 0o755),
 )
 
 
