@@ -407,9 +407,11 @@ def test_coordinated_switchover(applied, lab, pg, run_playbook):
         assert lab.leader("c1") == candidate
         if mode == "coordinated":
             assert "WARNING: HAProxy runtime API" not in run.stdout, run
-            # the follower switched HAProxy itself: the fallback task had nothing left to do
+            # the helper switched HAProxy itself: the fallback task had nothing left to do
             assert "did not switch HAProxy" not in run.stdout, run
             assert re.search(r"TASK \[[^]]*Put the new primary in service at once\][^\n]*\nskipping:", run.stdout), run
+            # one command on the load balancer did the request and the switch: no async follower to collect
+            assert "async" not in run.stdout.lower(), run
         else:
             assert "WARNING: HAProxy runtime API /run/haproxy/absent.sock did not answer" in run.stdout, run
         assert lb_admin(lab)[("c1_primary", leader)] == 0, "the old primary was left drained"
@@ -417,6 +419,17 @@ def test_coordinated_switchover(applied, lab, pg, run_playbook):
             lb_state(lab)[("c1_primary", leader)], lb_state(lab)[("c1_primary", candidate)]) == (0, 2), 30)
         gaps[mode] = (writer.longest_gap(), len(writer.results))
     print("longest write gap (s, writes): " + ", ".join(f"{k} {v[0]:.2f} ({v[1]})" for k, v in gaps.items()))
+    # Patroni refusing (a replica named as the leader: 412) fails the play with Patroni's own words and the URL
+    leader = wait_healthy(lab, "c1")
+    replicas = [m for m in lab.members("c1") if m != leader]
+    run = run_playbook("haproxy_switchover.yml", extra_vars={
+        "patroni_haproxy_switchover_api_url": lab.api(leader),
+        "patroni_haproxy_switchover_leader": replicas[0],
+        "patroni_haproxy_switchover_candidate": replicas[1]})
+    assert run.rc != 0, run
+    assert (f"Patroni refused the switchover: POST {lab.api(leader).rstrip('/')}/switchover answered HTTP 412: "
+            "leader name does not match") in run.stdout, run
+    assert lab.leader("c1") == leader
     wait_healthy(lab, "c1")
 
 
