@@ -123,7 +123,8 @@ class Clients:
         all_scopes = sorted(lab.clusters)
         for scope in scopes:
             port = 5000 + 100 * all_scopes.index(scope)
-            self.files[scope] = Path(f"/tmp/pgha-rr-{tag}-{scope}.json")
+            # in the lab's own state dir: labs side by side (CI lanes, a developer's and a benchmark's) never share them
+            self.files[scope] = Path(lab.dir) / f"rr-{tag}-{scope}.json"
             self.cmds.append([self.python, __file__, "--read", f"{base} port={port + 1}",
                               "--primary", f"{base} port={port}", "--out", str(self.files[scope])])
         self.procs: list[subprocess.Popen] = []
