@@ -338,7 +338,10 @@ def test_haproxy_never_marks_a_member_down(lab, rollout):
     # (one member at a time) and none until the end of the rollout, as when all checks switched after the last one
     assert len(watch["longest_pause_s"]) == watch["servers"], watch
     assert watch["most_paused_at_once"] == 1, watch
-    assert max(watch["longest_pause_s"].values()) < rollout["elapsed"] / 3, (rollout["elapsed"], watch)
+    # A member the stopped run left paused stays paused until the rerun reaches it (first, as it was first before):
+    # its pause spans the stop, lab_haproxy.yml and the plan run, so only the others are held to their own turn.
+    resumed = [v for k, v in watch["longest_pause_s"].items() if k.split("/", 1)[1] not in rollout["half_done"]]
+    assert resumed and max(resumed) < rollout["elapsed"] / 3, (rollout["elapsed"], rollout["half_done"], watch)
     states = servers_state(HaproxyWatch(lab).sock)
     assert all(st["check"] & CHK_ST_ENABLED for st in states.values()), states
 
