@@ -15,14 +15,18 @@ done, 1 a command was refused, 3 the socket is not reachable (HAProxy stopped or
 round trip: it asks Patroni (GET /cluster) for the other members' API URLs, polls their /primary every 50 ms,
 sends POST /switchover (leader, candidate) once every poller has had a first answer, and the moment a member
 answers 200 it puts that server UP and the old primary DOWN in every given proxy ("set server ... health"; the
-health checks stay in charge afterwards). Switching here instead of in an Ansible task after patroni_wait_primary
+health checks stay in charge afterwards). Once Patroni accepted, it polls that member's GET /patroni until
+PostgreSQL runs there as primary: /primary answers 200 for the leader lock alone, before the promotion ends.
+The role runs this file as `python3 -c <its text>`, so the switchover needs nothing installed beforehand and is
+always this collection's version. Switching here instead of in an Ansible task after patroni_wait_primary
 saves the task start-up time (about a second, more on a busy host), most of what HAProxy adds to the write gap.
 With --auth-stdin, one JSON object {"username": ..., "password": ...} is read from stdin for basic auth: never
 on the command line, where ps shows it. A runtime API or a /cluster that does not answer does not stop the
 switchover: the request is sent anyway and the reason is reported, HAProxy then following by its checks.
 It prints one JSON line: primary (the member HAProxy was switched to, or null), waited_s (request to first
-/primary 200), seconds, commands, status and answer (Patroni's), haproxy_answered (the runtime API answered
-"show info" first), haproxy_error and follow_error (why HAProxy was not switched, if it was not).
+/primary 200), running_primary (that member once its GET /patroni says role primary, state running, else null),
+seconds, commands, status and answer (Patroni's), haproxy_answered (the runtime API answered "show info" first),
+haproxy_error and follow_error (why HAProxy was not switched, if it was not).
 Exit codes: 0 Patroni accepted the switchover (200/202), 6 Patroni refused it (its answer on stderr), 7 Patroni
 did not answer the request; HAProxy may have been switched all the same if a member became primary.
 """
@@ -111,6 +115,23 @@ def members_to_poll(cluster_url: str, leader: str, context) -> dict:
             if m.get("api_url") and m["name"] != leader}
 
 
+def runs_as_primary(url: str, context, deadline: float) -> bool:
+    """Poll a member's GET /patroni until PostgreSQL runs there as primary, or the deadline."""
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1, context=context) as resp:
+                doc = json.load(resp)
+            if isinstance(doc, dict) and doc.get("role") in ("primary", "master") and doc.get("state") == "running":
+                return True
+        except urllib.error.HTTPError as exc:  # 503 while PostgreSQL is not running
+            exc.close()
+        except (OSError, ValueError):
+            pass
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+
+
 def post_switchover(url: str, body: dict, auth: dict, context, timeout: float, outcome: dict,
                     finished: threading.Event) -> None:
     headers = {"Content-Type": "application/json"}
@@ -144,7 +165,7 @@ def switchover(sock_path: str, argv: list) -> int:
     started = time.monotonic()
     context = ssl.create_default_context(cafile=args.ca_path or None)
     base = args.api_url.rstrip("/")
-    report = {"primary": None, "waited_s": None, "seconds": None, "commands": [], "status": None, "answer": "",
+    report = {"primary": None, "waited_s": None, "running_primary": None, "seconds": None, "commands": [], "status": None, "answer": "",
               "haproxy_answered": True, "haproxy_error": "", "follow_error": ""}
     urls = {}
     try:
@@ -190,6 +211,9 @@ def switchover(sock_path: str, argv: list) -> int:
         report["follow_error"] = (f"none of {sorted(urls)} answered /primary 200 within "
                                   f"{time.monotonic() - asked:.0f} s of the switchover request")
     finished.wait(max(0.0, deadline - time.monotonic()))
+    if report["primary"] and outcome.get("status") == 200 and runs_as_primary(
+            urls[report["primary"]].rsplit("/", 1)[0] + "/patroni", context, deadline):
+        report["running_primary"] = report["primary"]
     report.update(status=outcome.get("status"), answer=outcome.get("answer", ""),
                   seconds=round(time.monotonic() - started, 3))
     sys.stdout.write(json.dumps(report) + "\n")

@@ -25,6 +25,8 @@ from ansible_collections.pgha.patroni.tests.unit.helpers.fixtures import serve  
 from ansible_collections.pgha.patroni.tests.unit.helpers.servers import Route, refused_port
 
 SCRIPT = Path(__file__).resolve().parents[3] / "roles" / "patroni_haproxy" / "files" / "pgha_haproxy_runtime.py"
+# the switchover entry point runs the helper's text with python3 -c (nothing installed); the other modes run the file
+SWITCHOVER = [sys.executable, "-c", SCRIPT.read_text()]
 SWITCHED = 'Successfully switched over to "m2"'
 
 
@@ -74,8 +76,11 @@ def haproxy():
 class Cluster:
     """m1 (leader, receives the request), m2 and m3; when the POST arrives, m2 becomes the primary."""
 
-    def __init__(self, serve, post: Route, promote: bool = True) -> None:
-        self.members = {name: serve({"/primary": Route(503, {"role": "replica"})}) for name in ("m2", "m3")}
+    def __init__(self, serve, post: Route, promote: bool = True,
+                 promoted: Route | None = None) -> None:
+        self.members = {name: serve({"/primary": Route(503, {"role": "replica"}),
+                                     "/patroni": Route(200, {"role": "replica", "state": "running"})})
+                        for name in ("m2", "m3")}
         self.leader = serve({"/switchover": post, "/primary": Route(200, {"role": "primary"})})
         self.members["m1"] = self.leader
         self.leader.routes["/cluster"] = Route(200, {"members": [
@@ -83,6 +88,8 @@ class Cluster:
             for name, server in sorted(self.members.items())]})
         self.polled_before_post: dict[str, int] = {}
         self.promote = promote
+        # what m2's GET /patroni says once it holds the leader lock
+        self.promoted = promoted or Route(200, {"role": "primary", "state": "running"})
         self._stop = threading.Event()
         self._watch = threading.Thread(target=self._watcher, daemon=True)
         self._watch.start()
@@ -94,6 +101,7 @@ class Cluster:
                                                      if (m, p) == ("GET", "/primary")) for name in ("m2", "m3")}
                 if self.promote:
                     self.members["m2"].routes["/primary"] = Route(200, {"role": "primary"})
+                    self.members["m2"].routes["/patroni"] = self.promoted
                 return
             time.sleep(0.002)
 
@@ -105,7 +113,7 @@ class Cluster:
 
 
 def run(sock: str, api_url: str, *extra: str, auth: dict | None = None, timeout: float = 20) -> tuple:
-    argv = [sys.executable, str(SCRIPT), sock, "switchover", "--api-url", api_url, "--leader", "m1",
+    argv = [*SWITCHOVER, sock, "switchover", "--api-url", api_url, "--leader", "m1",
             "--candidate", "m2", "--proxy", "c1_primary", "--timeout", "15", *extra]
     if auth is not None:
         argv.append("--auth-stdin")
@@ -124,6 +132,8 @@ def test_pollers_run_before_the_request_and_haproxy_follows_at_once(serve, hapro
     assert haproxy.commands[0] == "show info"
     assert haproxy.sets() == ["set server c1_primary/m2 health up", "set server c1_primary/m1 health down"]
     assert report["primary"] == "m2" and report["commands"] == haproxy.sets()
+    # m2's own GET /patroni said it runs as primary: the role needs no patroni_wait_primary after this
+    assert report["running_primary"] == "m2"
     # HAProxy was switched while Patroni was still working on its answer (1 s here)
     assert report["waited_s"] < 0.9 <= report["seconds"]
     assert (report["status"], report["answer"], report["haproxy_error"], report["follow_error"]) == (
@@ -132,6 +142,18 @@ def test_pollers_run_before_the_request_and_haproxy_follows_at_once(serve, hapro
     assert path == "/switchover" and "Authorization" not in headers
     body_len = int(headers["Content-Length"])
     assert body_len == len(json.dumps({"leader": "m1", "candidate": "m2"}))
+
+
+def test_a_lock_holder_not_yet_running_as_primary_is_not_reported_as_running(serve, haproxy):
+    # /primary answers 200 for the leader lock alone; PostgreSQL may still be promoting (or stopped)
+    cluster = Cluster(serve, Route(200, body=SWITCHED), promoted=Route(503, {"role": "replica", "state": "running"}))
+    rc, report, err, _argv = run(haproxy.path, cluster.leader.url(), "--timeout", "2")
+    cluster.close()
+    assert rc == 0, err
+    assert report["primary"] == "m2" and haproxy.sets()[0] == "set server c1_primary/m2 health up"
+    assert report["running_primary"] is None
+    # it kept asking m2 until the timeout, not once
+    assert sum(1 for m, p, _h in cluster.members["m2"].requests if (m, p) == ("GET", "/patroni")) > 3
 
 
 @pytest.mark.parametrize("status, text", [
@@ -153,7 +175,7 @@ def test_patroni_refusal_fails_with_its_text_and_the_url(serve, haproxy, status,
 def test_credentials_come_from_stdin_and_are_never_shown(serve, haproxy):
     cluster = Cluster(serve, Route(200, body=SWITCHED, delay=0.5))
     secret = "s3cret-Pa55"
-    argv = [sys.executable, str(SCRIPT), haproxy.path, "switchover", "--api-url", cluster.leader.url(),
+    argv = [*SWITCHOVER, haproxy.path, "switchover", "--api-url", cluster.leader.url(),
             "--leader", "m1", "--proxy", "c1_primary", "--auth-stdin"]
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     proc.stdin.write(json.dumps({"username": "patroni", "password": secret}))
