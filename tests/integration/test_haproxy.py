@@ -412,8 +412,12 @@ def test_coordinated_switchover(applied, lab, pg, run_playbook):
             assert re.search(r"TASK \[[^]]*Put the new primary in service at once\][^\n]*\nskipping:", run.stdout), run
             # one command on the load balancer did the request and the switch: no async follower to collect
             assert "async" not in run.stdout.lower(), run
+            # and saw the new primary run as primary, so patroni_wait_primary had nothing to wait for
+            assert re.search(r"TASK \[[^]]*Wait until the new primary accepts writes\][^\n]*\nskipping:", run.stdout), run
         else:
             assert "WARNING: HAProxy runtime API /run/haproxy/absent.sock did not answer" in run.stdout, run
+            # the helper followed nothing: patroni_wait_primary is what proves the new primary takes writes
+            assert re.search(r"TASK \[[^]]*Wait until the new primary accepts writes\][^\n]*\nok:", run.stdout), run
         assert lb_admin(lab)[("c1_primary", leader)] == 0, "the old primary was left drained"
         wait_for("old primary DOWN, new primary UP in c1_primary", lambda: (
             lb_state(lab)[("c1_primary", leader)], lb_state(lab)[("c1_primary", candidate)]) == (0, 2), 30)
