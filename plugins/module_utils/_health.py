@@ -252,3 +252,10 @@ def _text(value: t.Any) -> str:
 
 def wait_for_health(client: PatroniClient, **options: t.Any) -> dict[str, t.Any]:
     return HealthWaiter(client, **options).run()
+
+
+def health_after_restart(client: PatroniClient, **options: t.Any) -> t.Callable[[str], dict[str, t.Any]]:
+    """patroni_restart's wait_healthy: a wait for the cluster with the just-restarted member in it (a replica streaming
+    within max_lag), for RestartRunner's after_restart. The options are checked now, before anything restarts."""
+    HealthWaiter(client, **options)
+    return lambda name: HealthWaiter(client, member=name, **options).run()

@@ -333,13 +333,15 @@ class RestartRunner:
     def __init__(self, client: PatroniClient, check_mode: bool = False, members: t.Sequence[str] | None = None,
                  all_members: bool = False, pending_only: bool = False, role: str = "any",
                  scheduled_at: t.Any = None, restart_timeout: int | None = None,
-                 member_api_urls: t.Iterable[str] = (), state: str = "present") -> None:
+                 member_api_urls: t.Iterable[str] = (), state: str = "present",
+                 after_restart: t.Callable[[str], dict[str, t.Any]] | None = None) -> None:
         self.state = check_state(state)
         if state == "absent":
             # Both shape a restart that is still to run; a cancel takes whatever is scheduled, so accepting them
             # would suggest a filter that does not exist.
             misleading = [name for name, given in (("pending_only", pending_only),
-                                                   ("restart_timeout", restart_timeout is not None)) if given]
+                                                   ("restart_timeout", restart_timeout is not None),
+                                                   ("wait_healthy", after_restart is not None)) if given]
             if misleading:
                 raise PatroniError(
                     f"{' and '.join(misleading)} only apply to a restart to run (state=present); state=absent cancels "
@@ -349,6 +351,12 @@ class RestartRunner:
         if restart_timeout is not None and restart_timeout <= 0:
             raise PatroniError(f"restart_timeout={restart_timeout!r} must be more than 0 seconds",
                                kind=KIND_BAD_OPTION)
+        if after_restart is not None and scheduled_at:
+            raise PatroniError("wait_healthy waits after a restart that runs now, and scheduled_at leaves the restart "
+                               "to Patroni at that time: remove one of them", kind=KIND_BAD_OPTION)
+        # Called with each member's name right after its restart, before the next member's (patroni_restart's
+        # wait_healthy: a health wait from _health.py, which imports this module); its answer is the result's health.
+        self.after_restart = after_restart
         self.client = client
         self.check_mode = check_mode
         self.members = list(members or [])
@@ -400,6 +408,7 @@ class RestartRunner:
         restarted: list[str] = []
         skipped: dict[str, str] = {}
         messages: dict[str, str] = {}
+        health: dict[str, t.Any] | None = None
         for member in chosen:
             raw = self.view.raw.get(member["name"], {})
             reason = self._skip_reason(member, raw)
@@ -412,12 +421,27 @@ class RestartRunner:
             outcome = self._restart(member)
             if outcome is None:
                 skipped[member["name"]] = "Patroni found no pending restart when the request arrived"
-            else:
-                restarted.append(member["name"])
-                messages[member["name"]] = outcome
+                continue
+            restarted.append(member["name"])
+            messages[member["name"]] = outcome
+            if self.after_restart is not None:
+                health = self._healthy_after(self.after_restart, member["name"], restarted)
         verb = "scheduled" if self.schedule else "restarted"
-        return {"changed": bool(restarted), verb: restarted, "not_restarted": skipped, "messages": messages,
-                "scheduled_at": self.schedule}
+        result = {"changed": bool(restarted), verb: restarted, "not_restarted": skipped, "messages": messages,
+                  "scheduled_at": self.schedule}
+        if health is not None:
+            result["health"] = health
+        return result
+
+    @staticmethod
+    def _healthy_after(wait: t.Callable[[str], dict[str, t.Any]], name: str, restarted: list[str]) -> dict[str, t.Any]:
+        try:
+            return wait(name)
+        except PatroniWaitExpired as err:
+            # Same class and details (reasons, members, the member's own view) for the task's failure result; the
+            # message says the restart itself happened, so a rerun does not surprise anyone.
+            raise type(err)(f"PostgreSQL on {name} restarted ({', '.join(restarted)} restarted by this task), then "
+                            f"{err.msg}", err.details) from None
 
     def _restart(self, member: dict[str, t.Any]) -> str | None:
         client = self.view.client_for(require_api_url(member))

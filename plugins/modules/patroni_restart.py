@@ -87,6 +87,35 @@ options:
       - The HTTP request waits this long plus 30 s, whatever O(timeout) says.
       - Refused with O(state=absent).
     type: int
+  wait_healthy:
+    description:
+      - After each member's restart, and before the next member's, wait until the cluster is healthy again as
+        M(pgha.patroni.patroni_wait_healthy) sees it, with the restarted member in it. That is exactly one leader,
+        no pause or schedule, at least O(expected_members) members, every replica streaming within O(max_lag), and
+        the restarted member's own C(GET /patroni) saying it runs (streaming, for a replica). A replica that restarts fine
+        but does not stream again fails the task here, before another member goes down.
+      - Refused with O(scheduled_at) and with O(state=absent).
+    type: bool
+    default: false
+  expected_members:
+    description:
+      - With O(wait_healthy), the number of members C(/cluster) must list at least (a member whose Patroni is
+        stopped leaves C(/cluster)). V(0) does not check the number.
+    type: int
+    default: 0
+  max_lag:
+    description:
+      - With O(wait_healthy), the largest lag allowed for each replica, as C(/cluster) reports it; bytes or a number
+        with a Patroni unit V(B), V(kB), V(MB), V(GB), V(TB). Not set, lag is not checked.
+    type: str
+  wait_timeout:
+    description: With O(wait_healthy), seconds to wait after each restart before failing.
+    type: float
+    default: 300
+  wait_sleep:
+    description: With O(wait_healthy), seconds between two polls.
+    type: float
+    default: 1
 requirements:
   - requests
 seealso:
@@ -101,6 +130,15 @@ EXAMPLES = r"""
     api_url: http://10.213.0.11:8008
     all_members: true
     pending_only: true
+
+- name: Restart the replicas one at a time, each streaming again within 16MB before the next goes down
+  pgha.patroni.patroni_restart:
+    api_url: http://10.213.0.11:8008
+    all_members: true
+    role: replica
+    wait_healthy: true
+    expected_members: 3
+    max_lag: 16MB
 
 - name: Restart the replicas tonight
   pgha.patroni.patroni_restart:
@@ -157,6 +195,14 @@ scheduled_at:
   description: The schedule sent (with O(state=absent), the schedule filter).
   returned: always
   type: str
+health:
+  description:
+    - With O(wait_healthy), the health check that followed the last restart, as
+      M(pgha.patroni.patroni_wait_healthy) returns it (C(healthy), C(members), C(member_status), C(leader)...).
+    - When a wait runs out, the task fails with the same keys beside C(msg) (C(healthy) false, C(reasons)).
+  returned: with O(wait_healthy), when a member was restarted
+  type: dict
+  sample: {"healthy": true, "leader": "c1m1", "reasons": [], "member_status": {"role": "replica", "state": "streaming"}}
 msg:
   description: What was cancelled (or would be in check mode), or why nothing was.
   returned: with O(state=absent)
@@ -169,7 +215,9 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pgha.patroni.plugins.module_utils._api_client import (
     connection_module_kwargs,
     member_urls_argument_spec,
+    wait_sleep_argument_spec,
 )
+from ansible_collections.pgha.patroni.plugins.module_utils._health import health_after_restart
 from ansible_collections.pgha.patroni.plugins.module_utils._operations import RestartRunner, run_operation
 
 
@@ -182,16 +230,30 @@ def main() -> None:
         role=dict(type="str", choices=["primary", "replica", "any"], default="any"),
         scheduled_at=dict(type="str"),
         restart_timeout=dict(type="int"),
+        wait_healthy=dict(type="bool", default=False),
+        expected_members=dict(type="int", default=0),
+        max_lag=dict(type="str"),
+        wait_timeout=dict(type="float", default=300.0),
+        **wait_sleep_argument_spec(),
         **member_urls_argument_spec(),
     ))
     module = AnsibleModule(supports_check_mode=True, mutually_exclusive=[["members", "all_members"]], **kwargs)
     params = module.params
-    result = run_operation(module, lambda client: RestartRunner(
-        client, check_mode=module.check_mode, members=params["members"],
-        all_members=params["all_members"], pending_only=params["pending_only"], role=params["role"],
-        scheduled_at=params["scheduled_at"], restart_timeout=params["restart_timeout"],
-        member_api_urls=params["member_api_urls"], state=params["state"]).run())
-    module.exit_json(**result)
+
+    def restart(client):
+        after = None
+        if params["wait_healthy"]:
+            after = health_after_restart(
+                client, expected_members=params["expected_members"], max_lag=params["max_lag"],
+                wait_timeout=params["wait_timeout"], wait_sleep=params["wait_sleep"],
+                member_api_urls=params["member_api_urls"])
+        return RestartRunner(
+            client, check_mode=module.check_mode, members=params["members"],
+            all_members=params["all_members"], pending_only=params["pending_only"], role=params["role"],
+            scheduled_at=params["scheduled_at"], restart_timeout=params["restart_timeout"],
+            member_api_urls=params["member_api_urls"], state=params["state"], after_restart=after).run()
+
+    module.exit_json(**run_operation(module, restart))
 
 
 if __name__ == "__main__":

@@ -16,10 +16,12 @@ from ansible_collections.pgha.patroni.plugins.module_utils._api_client import (
 from ansible_collections.pgha.patroni.plugins.module_utils._health import (
     PatroniHealthBlocked,
     PatroniUnhealthy,
+    health_after_restart,
     wait_for_health,
 )
+from ansible_collections.pgha.patroni.plugins.module_utils._operations import RestartRunner
 from ansible_collections.pgha.patroni.tests.unit.helpers.fixtures import fake  # noqa: F401 pylint: disable=unused-import
-from ansible_collections.pgha.patroni.tests.unit.helpers.fake_http import GET
+from ansible_collections.pgha.patroni.tests.unit.helpers.fake_http import GET, Call
 from ansible_collections.pgha.patroni.tests.unit.helpers.module import load_fixture
 from ansible_collections.pgha.patroni.tests.unit.plugins.module_utils.test_facts import dropped, refused
 from ansible_collections.pgha.patroni.tests.unit.plugins.module_utils.test_wait_primary import Clock, cluster
@@ -271,3 +273,60 @@ def test_all_members_status_waits_for_a_member_that_does_not_answer(fake):
     assert len(err.details["reasons"]) == 1
     assert err.details["reasons"][0].startswith("c1m3 GET /patroni: no HTTP response from GET "
                                                 "http://10.213.0.13:8008/patroni")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# patroni_restart's wait_healthy: RestartRunner with health_after_restart
+
+
+def restarts(clock: Clock, members: list[str], **options) -> dict:
+    client = PatroniClient(M1)
+    after = health_after_restart(client, wait_sleep=0.5, clock=clock.monotonic, sleep=clock.sleep, **options)
+    return RestartRunner(client, members=members, after_restart=after).run()
+
+
+def test_restart_waits_until_each_member_streams_before_the_next_goes_down(fake):
+    clock = Clock()
+    fake.expect(GET(M1 + "/cluster", json_body=healthy()),  # which members, before anything restarts
+                Call("POST", M2 + "/restart", 200, body="restarted successfully"))
+    fake.expect(GET(M1 + "/cluster", json_body=healthy(c1m2={"state": "starting", "lag": None})),
+                GET(M2 + "/patroni", json_body=replica_status(state="starting")))
+    fake.expect(GET(M1 + "/cluster", json_body=healthy()), GET(M2 + "/patroni", json_body=replica_status()))
+    fake.expect(Call("POST", M3 + "/restart", 200, body="restarted successfully"),
+                GET(M1 + "/cluster", json_body=healthy()), GET(M3 + "/patroni", json_body=replica_status("c1m3")))
+    result = restarts(clock, ["c1m2", "c1m3"], expected_members=3, max_lag="1MB")
+    assert result["restarted"] == ["c1m2", "c1m3"] and clock.sleeps == [0.5]
+    calls = [(method, url) for method, url, _kwargs in fake.log]
+    last_c1m2_poll = max(i for i, call in enumerate(calls) if call == ("GET", M2 + "/patroni"))
+    assert calls.index(("POST", M3 + "/restart")) > last_c1m2_poll, calls
+    # the check after the last restart, as patroni_wait_healthy returns it
+    health = result["health"]
+    assert (health["healthy"], health["reasons"], health["member_status"]["name"]) == (True, [], "c1m3")
+
+
+def test_restart_stops_when_the_member_does_not_stream_again(fake):
+    clock = Clock()
+    fake.expect(GET(M1 + "/cluster", json_body=healthy()),
+                Call("POST", M2 + "/restart", 200, body="restarted successfully"),
+                GET(M1 + "/cluster", json_body=healthy(c1m2={"state": "starting", "lag": None}), repeat=True),
+                GET(M2 + "/patroni", json_body=replica_status(state="starting"), repeat=True))
+    with pytest.raises(PatroniUnhealthy) as info:
+        restarts(clock, ["c1m2", "c1m3"], wait_timeout=2)
+    # c1m3 was never restarted (no POST expected for it), and the message says c1m2 was
+    assert info.value.msg.startswith("PostgreSQL on c1m2 restarted (c1m2 restarted by this task), then cluster c1 is "
+                                     "not healthy after 2.0 s (wait_timeout=2"), info.value.msg
+    assert "c1m2 is starting, not streaming" in info.value.details["reasons"]
+    assert info.value.details["healthy"] is False
+
+
+def test_restart_wait_options_are_checked_before_anything_restarts(fake):
+    with pytest.raises(PatroniError) as info:
+        restarts(Clock(), ["c1m2"], expected_members=-1)
+    assert info.value.msg == "expected_members=-1 must be 0 or more"
+    with pytest.raises(PatroniError) as info:
+        RestartRunner(PatroniClient(M1), members=["c1m2"], scheduled_at="2099-01-01T00:00:00+00:00",
+                      after_restart=lambda name: {})
+    assert info.value.msg.startswith("wait_healthy waits after a restart that runs now")
+    with pytest.raises(PatroniError) as info:
+        RestartRunner(PatroniClient(M1), members=["c1m2"], state="absent", after_restart=lambda name: {})
+    assert info.value.msg.startswith("wait_healthy only apply to a restart to run (state=present)")

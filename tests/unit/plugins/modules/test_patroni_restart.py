@@ -10,6 +10,8 @@ from ansible_collections.pgha.patroni.plugins.modules import patroni_restart
 from ansible_collections.pgha.patroni.tests.unit.helpers.fake_http import GET, Call
 from ansible_collections.pgha.patroni.tests.unit.helpers.fixtures import fake  # noqa: F401 pylint: disable=unused-import
 from ansible_collections.pgha.patroni.tests.unit.helpers.module import AnsibleFailJson, load_fixture, run_module
+from ansible_collections.pgha.patroni.tests.unit.plugins.module_utils.test_health import replica_status
+from ansible_collections.pgha.patroni.tests.unit.plugins.module_utils.test_wait_primary import cluster
 
 M1 = "http://10.213.0.11:8008"
 
@@ -50,3 +52,21 @@ def test_absent_check_mode_lists_what_would_be_cancelled(fake, monkeypatch):
                         {"api_url": M1, "all_members": True, "state": "absent", "_ansible_check_mode": True})
     assert result["changed"] is True and result["cancelled"] == ["c1m2"]
     assert result["msg"] == "would cancel the scheduled restart of c1m2 (at 2030-01-01T03:00:00+00:00)"
+
+
+def test_wait_healthy_returns_the_check_after_the_restart(fake, monkeypatch):
+    fake.expect(GET(M1 + "/cluster", json_body=cluster("c1m1")),
+                Call("POST", "http://10.213.0.13:8008/restart", 200, body="restarted successfully"),
+                GET(M1 + "/cluster", json_body=cluster("c1m1")),
+                GET("http://10.213.0.13:8008/patroni", json_body=replica_status("c1m3")))
+    result = run_module(monkeypatch, patroni_restart.main, {"api_url": M1, "members": ["c1m3"], "wait_healthy": True,
+                                                            "expected_members": 3})
+    assert result["restarted"] == ["c1m3"]
+    assert result["health"]["healthy"] is True and result["health"]["member_status"]["name"] == "c1m3"
+
+
+def test_wait_healthy_with_a_bad_option_sends_nothing(fake, monkeypatch):
+    with pytest.raises(AnsibleFailJson) as info:
+        run_module(monkeypatch, patroni_restart.main, {"api_url": M1, "members": ["c1m3"], "wait_healthy": True,
+                                                       "max_lag": "lots"})
+    assert "max_lag" in info.value.result["msg"] and info.value.result["error"]["kind"] == "bad_option"
