@@ -5,16 +5,20 @@ from the bridge address, which the playbook passes as the controller address.
 """
 from __future__ import annotations
 
+import json
 import shlex
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+import labkit
 import pytest
 
 quote = shlex.quote
 
 PLAYBOOK = "firewall.yml"
-OFFLINE_PLAYBOOK = PLAYBOOK  # same play, limited to client1 by fw_hosts
+PLAYBOOKS = Path(__file__).resolve().parent / "playbooks"
+OFFLINE_PLAYBOOK = "firewall_offline.yml"  # the same play for ufw, then for firewalld; client1 by fw_hosts
 TABLE = "pgha_patroni"
 NFT_FILE = "/etc/pgha/pgha_patroni.nft"
 
@@ -148,25 +152,32 @@ def clean(lab):
     _clean()
 
 
-def test_invalid_cidr_fails_and_changes_nothing(lab, run_playbook, clean):
-    run = run_playbook(PLAYBOOK, base_vars(lab, patroni_firewall_postgresql_allowed_networks=["10.20.0.0/16",
-                                                                                              "10.0.0.300/24"]))
-    assert run.rc != 0, run
-    assert "patroni_firewall_postgresql_allowed_networks[1]" in run.stdout and "10.0.0.300/24" in run.stdout, run
-    assert_nothing_changed(lab)
-
-    run = run_playbook(PLAYBOOK, base_vars(lab, patroni_firewall_api_extra_sources=["10.213.5.7/24"]))
-    assert run.rc != 0, run
-    assert "did you mean 10.213.5.0/24" in run.stdout, run
-    assert_nothing_changed(lab)
+def failure_message(run, host: str) -> str:
+    """The msg of the task that failed host ("" when none did)."""
+    line = next((ln for ln in run.stdout.splitlines() if ln.startswith(f"fatal: [{host}]")), "")
+    return json.loads(line.split(" => ", 1)[1])["msg"] if " => " in line else ""
 
 
-def test_unknown_backend_fails_and_changes_nothing(lab, run_playbook, clean):
-    run = run_playbook(PLAYBOOK, base_vars(lab, patroni_firewall_backend="pf"))
+def test_invalid_settings_fail_and_change_nothing(lab, clean, tmp_path):
+    # One run, one wrong setting per member as host variables: each member must fail on its own setting, before
+    # anything is rendered or loaded on any of them.
+    bad_network, bad_source, bad_backend = lab.members()
+    host_vars = tmp_path / "bad_settings.yml"
+    host_vars.write_text(json.dumps({"all": {"hosts": {
+        bad_network: {"patroni_firewall_postgresql_allowed_networks": ["10.20.0.0/16", "10.0.0.300/24"]},
+        bad_source: {"patroni_firewall_api_extra_sources": ["10.213.5.7/24"]},
+        bad_backend: {"patroni_firewall_backend": "pf"},
+    }}}))
+    run = labkit.run_playbook(lab.inventory, PLAYBOOKS / PLAYBOOK, extra_vars=base_vars(lab),
+                              extra_args=["-i", str(host_vars)])
     assert run.rc != 0, run
-    for allowed in ("nftables", "iptables", "ufw", "firewalld"):
-        assert allowed in run.stdout, run
-    assert "pf" in run.stdout
+    assert all(run.recap[m]["failed"] == 1 for m in lab.members()), run
+
+    network = failure_message(run, bad_network)
+    assert "patroni_firewall_postgresql_allowed_networks[1]" in network and "10.0.0.300/24" in network, run
+    assert "did you mean 10.213.5.0/24" in failure_message(run, bad_source), run
+    backend = failure_message(run, bad_backend)
+    assert "nftables, iptables, ufw, firewalld" in backend and "got: pf" in backend, run
     assert_nothing_changed(lab)
 
 
@@ -201,10 +212,19 @@ def test_nftables_isolates_the_cluster_and_keeps_it_healthy(lab, run_playbook, c
         assert "counter" in lab.ssh(m, "nft list table ip fw_sentinel").stdout
     assert_isolated(lab)
 
-    rerun = run_playbook(PLAYBOOK, base_vars(lab))
-    assert rerun.rc == 0 and rerun.changed() == 0, rerun
+    # Drift on one replica (the leader stays firewalled throughout): the check run and the repair run that follow
+    # are also the check-mode run and the second run of the members left in sync, which must change nothing.
+    victim = next(m for m in lab.members() if m != leader)
+    lab.ssh(victim, f"nft delete table inet {TABLE}")
     check = run_playbook(PLAYBOOK, base_vars(lab), check=True, diff=True)
-    assert check.rc == 0 and check.changed() == 0, check
+    assert check.rc == 0, check
+    assert check.recap[victim]["changed"] == 1 and check.changed() == 1, check
+    assert not table_loaded(lab, victim)
+
+    repair = run_playbook(PLAYBOOK, base_vars(lab))
+    assert repair.rc == 0 and repair.recap[victim]["changed"] == 1 and repair.changed() == 1, repair
+    assert table_loaded(lab, victim)
+    assert probe(lab, "client1", [f"{lab.ip(victim)}:8008"])[f"{lab.ip(victim)}:8008"] == "timeout"
 
     # several Patroni loops (loop_wait 10 s) through the firewall: the leader key keeps being renewed over etcd
     wait_since(loaded, 25)
@@ -212,20 +232,6 @@ def test_nftables_isolates_the_cluster_and_keeps_it_healthy(lab, run_playbook, c
     after = {x["Member"]: x["TL"] for x in lab.patronictl_list(leader)}
     assert after == timeline, (timeline, after)
     assert_replicating(lab, leader, f"nft-{int(time.time())}")
-
-
-def test_nftables_drift_is_reported_in_check_mode_and_repaired(lab, run_playbook, clean):
-    victim = lab.members()[1]
-    lab.ssh(victim, f"nft delete table inet {TABLE}")
-    check = run_playbook(PLAYBOOK, base_vars(lab), check=True)
-    assert check.rc == 0, check
-    assert check.recap[victim]["changed"] == 1 and check.changed() == 1, check
-    assert not table_loaded(lab, victim)
-
-    run = run_playbook(PLAYBOOK, base_vars(lab))
-    assert run.rc == 0 and run.recap[victim]["changed"] == 1 and run.changed() == 1, run
-    assert table_loaded(lab, victim)
-    assert probe(lab, "client1", [f"{lab.ip(victim)}:8008"])[f"{lab.ip(victim)}:8008"] == "timeout"
 
 
 def test_state_absent_removes_only_what_the_role_added(lab, run_playbook, clean):
@@ -301,11 +307,14 @@ def offline_vars(lab, tmp, **extra) -> dict:
     )
 
 
-def test_ufw_rendered_and_validated_offline(lab, run_playbook, tmp_path):
+def test_ufw_and_firewalld_rendered_and_validated_offline(lab, run_playbook, tmp_path):
+    import xml.etree.ElementTree as ET
+
     tmp_path.chmod(0o755)
     (tmp_path / "before.rules").write_text(UFW_SKELETON.format(six=""))
     (tmp_path / "before6.rules").write_text(UFW_SKELETON.format(six="6"))
-    run = run_playbook(OFFLINE_PLAYBOOK, offline_vars(lab, tmp_path, patroni_firewall_backend="ufw"))
+    # one run renders both: a play with ufw, then a play with firewalld
+    run = run_playbook(OFFLINE_PLAYBOOK, offline_vars(lab, tmp_path))
     assert run.rc == 0 and run.recap["client1"]["changed"] > 0, run
 
     v4 = (tmp_path / "before.rules").read_text()
@@ -318,24 +327,6 @@ def test_ufw_rendered_and_validated_offline(lab, run_playbook, tmp_path):
     # nothing may have been loaded on the host itself
     assert "PGHA-PATRONI" not in lab.ssh("client1", "iptables -S").stdout
 
-    rerun = run_playbook(OFFLINE_PLAYBOOK, offline_vars(lab, tmp_path, patroni_firewall_backend="ufw"))
-    assert rerun.rc == 0 and rerun.changed() == 0, rerun
-
-    # a before.rules that iptables-restore rejects (here a hand-made typo) is never replaced
-    broken = UFW_SKELETON.format(six="").replace(
-        "\nCOMMIT\n", "\n-A ufw-before-input -m conntrak --ctstate NEW -j ACCEPT\nCOMMIT\n")
-    (tmp_path / "before.rules").write_text(broken)
-    bad = run_playbook(OFFLINE_PLAYBOOK, offline_vars(lab, tmp_path, patroni_firewall_backend="ufw"))
-    assert bad.rc != 0 and "failed to validate" in bad.stdout, bad
-    assert (tmp_path / "before.rules").read_text() == broken
-
-
-def test_firewalld_rendered_and_validated_offline(lab, run_playbook, tmp_path):
-    import xml.etree.ElementTree as ET
-
-    tmp_path.chmod(0o755)
-    run = run_playbook(OFFLINE_PLAYBOOK, offline_vars(lab, tmp_path, patroni_firewall_backend="firewalld"))
-    assert run.rc == 0 and run.recap["client1"]["changed"] > 0, run
     root = ET.parse(tmp_path / "firewalld" / "pgha-patroni.xml").getroot()
     assert root.tag == "policy" and root.get("target") == "CONTINUE"
     assert root.find("ingress-zone").get("name") == "ANY" and root.find("egress-zone").get("name") == "HOST"
@@ -345,5 +336,15 @@ def test_firewalld_rendered_and_validated_offline(lab, run_playbook, tmp_path):
     assert (lab.ip("lb1"), "5432") in accepts and (controller(lab), "8008") in accepts
     assert (lab.ip("client1"), "8008") not in accepts and (controller(lab), "5432") not in accepts
     assert drops == {"8008", "5432", "2379", "2380"}
-    rerun = run_playbook(OFFLINE_PLAYBOOK, offline_vars(lab, tmp_path, patroni_firewall_backend="firewalld"))
+
+    # the second run of both plays
+    rerun = run_playbook(OFFLINE_PLAYBOOK, offline_vars(lab, tmp_path))
     assert rerun.rc == 0 and rerun.changed() == 0, rerun
+
+    # a before.rules that iptables-restore rejects (here a hand-made typo) is never replaced
+    broken = UFW_SKELETON.format(six="").replace(
+        "\nCOMMIT\n", "\n-A ufw-before-input -m conntrak --ctstate NEW -j ACCEPT\nCOMMIT\n")
+    (tmp_path / "before.rules").write_text(broken)
+    bad = run_playbook(PLAYBOOK, offline_vars(lab, tmp_path, patroni_firewall_backend="ufw"))
+    assert bad.rc != 0 and "failed to validate" in bad.stdout, bad
+    assert (tmp_path / "before.rules").read_text() == broken
