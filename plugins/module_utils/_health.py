@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import typing as t
 
@@ -173,10 +174,10 @@ class HealthWaiter(WaitingRunner):
         state, replication = status["state"], status["replication_state"]
         if state != "running":
             return [f"{self.member} says it is {state or 'unknown'} (its own GET /patroni), not running"]
-        # /cluster can still show the state of the last HA loop; the member's own answer is live. Patroni before
-        # 3.0.4 has no replication_state: a running replica is the best it can say.
-        if member["role"] not in LEADER_ROLES and replication not in (None, "streaming"):
-            return [f"{self.member} says its replication is {replication} (its own GET /patroni), not streaming"]
+        # /cluster can still show the state of the last HA loop; the member's own answer is live.
+        if member["role"] not in LEADER_ROLES and not _streams(status):
+            return [f"{self.member} says its replication is {replication or 'not running (no WAL receiver)'} (its own "
+                    "GET /patroni), not streaming"]
         return []
 
     def _all_statuses(self, cluster: dict[str, t.Any]) -> list[str]:
@@ -200,6 +201,16 @@ class HealthWaiter(WaitingRunner):
             doc = answer.json()
             statuses[name] = build_node(doc if isinstance(doc, dict) else {}, url)
             statuses[name]["name"] = statuses[name]["name"] or name
+        # /cluster shows each member as of its last HA loop: right after the primary restarted, a replica can still
+        # be listed as streaming while its WAL receiver reconnects. Each member's own answer is live.
+        leaders = {m["name"] for m in cluster["members"] if m["role"] in LEADER_ROLES}
+        for name, status in statuses.items():
+            if status["state"] != "running":
+                reasons.append(f"{name} says it is {status['state'] or 'unknown'} (its own GET /patroni), not running")
+            elif name not in leaders and not _streams(status):
+                reasons.append(f"{name} says its replication is "
+                               f"{status['replication_state'] or 'not running (no WAL receiver)'} (its own GET "
+                               "/patroni), not streaming")
         if not reasons:
             self.member_statuses = statuses
         return reasons
@@ -246,6 +257,16 @@ class HealthWaiter(WaitingRunner):
                 f"{polls} poll{'s' if polls != 1 else ''}, GET {source}): " + "; ".join(reasons))
 
 
+def _streams(status: dict[str, t.Any]) -> bool:
+    """A replica's own GET /patroni says it streams. Patroni 3.0.4 and later name replication_state, and leave it out
+    while no WAL receiver runs (right after a restart, or while the primary restarts); before 3.0.4 there is none,
+    and a running replica is the best such a member can say."""
+    if status["replication_state"] is not None:
+        return status["replication_state"] == "streaming"
+    version = tuple(int(part) for part in re.findall(r"\d+", str(status.get("version") or ""))[:3])
+    return not version or version < (3, 0, 4)
+
+
 def _text(value: t.Any) -> str:
     return "unknown" if value is None else str(value)
 
@@ -258,4 +279,5 @@ def health_after_restart(client: PatroniClient, **options: t.Any) -> t.Callable[
     """patroni_restart's wait_healthy: a wait for the cluster with the just-restarted member in it (a replica streaming
     within max_lag), for RestartRunner's after_restart. The options are checked now, before anything restarts."""
     HealthWaiter(client, **options)
-    return lambda name: HealthWaiter(client, member=name, **options).run()
+    # every member's own view too: after the primary's restart, /cluster can still list replicas as streaming
+    return lambda name: HealthWaiter(client, member=name, all_members_status=True, **options).run()

@@ -92,7 +92,7 @@ options:
       - After each member's restart, and before the next member's, wait until the cluster is healthy again as
         M(pgha.patroni.patroni_wait_healthy) sees it, with the restarted member in it. That is exactly one leader,
         no pause or schedule, at least O(expected_members) members, every replica streaming within O(max_lag), and
-        the restarted member's own C(GET /patroni) saying it runs (streaming, for a replica). A replica that restarts fine
+        every member's own C(GET /patroni) saying it runs (streaming, for a replica). A replica that restarts fine
         but does not stream again fails the task here, before another member goes down.
       - Refused with O(scheduled_at) and with O(state=absent).
     type: bool

@@ -64,6 +64,9 @@ options:
     description:
       - Once the cluster is healthy, also ask every member for its own C(GET /patroni) (all at once) and return the
         answers in RV(member_statuses), for example to decide up front which members need a restart.
+      - Those answers count too. Every member must say it is running, and every replica that its replication is
+        streaming (Patroni 3.0.4 and later say it). C(/cluster) shows each member as of its last HA loop, so right
+        after the primary restarted it can still list a replica as streaming while the replica reconnects.
     type: bool
     default: false
 requirements:

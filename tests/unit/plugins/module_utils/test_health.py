@@ -275,8 +275,43 @@ def test_all_members_status_waits_for_a_member_that_does_not_answer(fake):
                                                 "http://10.213.0.13:8008/patroni")
 
 
+def test_all_members_status_trusts_each_members_own_view_over_cluster(fake):
+    """Right after the primary restarted, /cluster (each member's last HA loop) still lists c1m3 as streaming."""
+    clock = Clock()
+    primary = load_fixture("patroni-4.1", "primary-patroni.json")
+    reconnecting = replica_status("c1m3")
+    del reconnecting["replication_state"]  # Patroni 4.1 leaves it out while no WAL receiver runs
+    fake.expect(GET(M1 + "/cluster", json_body=healthy()), GET(M1 + "/patroni", json_body=primary),
+                GET(M2 + "/patroni", json_body=replica_status("c1m2")), GET(M3 + "/patroni", json_body=reconnecting))
+    fake.expect(GET(M1 + "/cluster", json_body=healthy()), *every_member())
+    with pytest.raises(PatroniUnhealthy) as info:
+        run(clock, all_members_status=True, wait_timeout=0)
+    assert info.value.details["reasons"] == [
+        "c1m3 says its replication is not running (no WAL receiver) (its own GET /patroni), not streaming"]
+    result = run(clock, all_members_status=True, wait_sleep=0.5)
+    assert (result["healthy"], result["polls"], clock.sleeps) == (True, 1, [])
+    # Patroni before 3.0.4 never names replication_state: a running replica is all it can say
+    old_patroni = dict(reconnecting, patroni=dict(reconnecting["patroni"], version="3.0.2"))
+    fake.expect(GET(M1 + "/cluster", json_body=healthy()), GET(M1 + "/patroni", json_body=primary),
+                GET(M2 + "/patroni", json_body=replica_status("c1m2")), GET(M3 + "/patroni", json_body=old_patroni))
+    assert run(clock, all_members_status=True)["healthy"] is True
+    with pytest.raises(PatroniUnhealthy) as info:
+        fake.expect(GET(M1 + "/cluster", json_body=healthy(), repeat=True),
+                    GET(M1 + "/patroni", json_body=primary, repeat=True),
+                    GET(M2 + "/patroni", json_body=replica_status("c1m2", state="starting"), repeat=True),
+                    GET(M3 + "/patroni", json_body=replica_status("c1m3"), repeat=True))
+        run(clock, all_members_status=True, wait_timeout=1)
+    assert info.value.details["reasons"] == ["c1m2 says it is starting (its own GET /patroni), not running"]
+
+
 # ------------------------------------------------------------------------------------------------------------
 # patroni_restart's wait_healthy: RestartRunner with health_after_restart
+
+
+def every_member() -> list:
+    """Each member's own GET /patroni once the cluster looks healthy: all running, replicas streaming."""
+    return [GET(M1 + "/patroni", json_body=load_fixture("patroni-4.1", "primary-patroni.json")),
+            GET(M2 + "/patroni", json_body=replica_status("c1m2")), GET(M3 + "/patroni", json_body=replica_status("c1m3"))]
 
 
 def restarts(clock: Clock, members: list[str], **options) -> dict:
@@ -291,14 +326,17 @@ def test_restart_waits_until_each_member_streams_before_the_next_goes_down(fake)
                 Call("POST", M2 + "/restart", 200, body="restarted successfully"))
     fake.expect(GET(M1 + "/cluster", json_body=healthy(c1m2={"state": "starting", "lag": None})),
                 GET(M2 + "/patroni", json_body=replica_status(state="starting")))
-    fake.expect(GET(M1 + "/cluster", json_body=healthy()), GET(M2 + "/patroni", json_body=replica_status()))
+    fake.expect(GET(M1 + "/cluster", json_body=healthy()), GET(M2 + "/patroni", json_body=replica_status()),
+                *every_member())
     fake.expect(Call("POST", M3 + "/restart", 200, body="restarted successfully"),
-                GET(M1 + "/cluster", json_body=healthy()), GET(M3 + "/patroni", json_body=replica_status("c1m3")))
+                GET(M1 + "/cluster", json_body=healthy()), GET(M3 + "/patroni", json_body=replica_status("c1m3")),
+                *every_member())
     result = restarts(clock, ["c1m2", "c1m3"], expected_members=3, max_lag="1MB")
     assert result["restarted"] == ["c1m2", "c1m3"] and clock.sleeps == [0.5]
     calls = [(method, url) for method, url, _kwargs in fake.log]
-    last_c1m2_poll = max(i for i, call in enumerate(calls) if call == ("GET", M2 + "/patroni"))
-    assert calls.index(("POST", M3 + "/restart")) > last_c1m2_poll, calls
+    # before c1m3's restart: c1m2 said "starting", then "streaming" twice (as the member, and among every member)
+    before = calls[:calls.index(("POST", M3 + "/restart"))]
+    assert before.count(("GET", M2 + "/patroni")) == 3 and before.count(("GET", M1 + "/cluster")) == 3, calls
     # the check after the last restart, as patroni_wait_healthy returns it
     health = result["health"]
     assert (health["healthy"], health["reasons"], health["member_status"]["name"]) == (True, [], "c1m3")

@@ -10,7 +10,7 @@ from ansible_collections.pgha.patroni.plugins.modules import patroni_restart
 from ansible_collections.pgha.patroni.tests.unit.helpers.fake_http import GET, Call
 from ansible_collections.pgha.patroni.tests.unit.helpers.fixtures import fake  # noqa: F401 pylint: disable=unused-import
 from ansible_collections.pgha.patroni.tests.unit.helpers.module import AnsibleFailJson, load_fixture, run_module
-from ansible_collections.pgha.patroni.tests.unit.plugins.module_utils.test_health import replica_status
+from ansible_collections.pgha.patroni.tests.unit.plugins.module_utils.test_health import every_member, replica_status
 from ansible_collections.pgha.patroni.tests.unit.plugins.module_utils.test_wait_primary import cluster
 
 M1 = "http://10.213.0.11:8008"
@@ -58,7 +58,7 @@ def test_wait_healthy_returns_the_check_after_the_restart(fake, monkeypatch):
     fake.expect(GET(M1 + "/cluster", json_body=cluster("c1m1")),
                 Call("POST", "http://10.213.0.13:8008/restart", 200, body="restarted successfully"),
                 GET(M1 + "/cluster", json_body=cluster("c1m1")),
-                GET("http://10.213.0.13:8008/patroni", json_body=replica_status("c1m3")))
+                GET("http://10.213.0.13:8008/patroni", json_body=replica_status("c1m3")), *every_member())
     result = run_module(monkeypatch, patroni_restart.main, {"api_url": M1, "members": ["c1m3"], "wait_healthy": True,
                                                             "expected_members": 3})
     assert result["restarted"] == ["c1m3"]
