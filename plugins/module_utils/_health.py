@@ -171,14 +171,9 @@ class HealthWaiter(WaitingRunner):
         status = build_node(doc if isinstance(doc, dict) else {}, member["api_url"])
         status["name"] = status["name"] or self.member
         self.member_status = status
-        state, replication = status["state"], status["replication_state"]
-        if state != "running":
-            return [f"{self.member} says it is {state or 'unknown'} (its own GET /patroni), not running"]
         # /cluster can still show the state of the last HA loop; the member's own answer is live.
-        if member["role"] not in LEADER_ROLES and not _streams(status):
-            return [f"{self.member} says its replication is {replication or 'not running (no WAL receiver)'} (its own "
-                    "GET /patroni), not streaming"]
-        return []
+        reason = _own_view_reason(self.member, status, replica=member["role"] not in LEADER_ROLES)
+        return [reason] if reason else []
 
     def _all_statuses(self, cluster: dict[str, t.Any]) -> list[str]:
         self.member_statuses = None
@@ -204,13 +199,8 @@ class HealthWaiter(WaitingRunner):
         # /cluster shows each member as of its last HA loop: right after the primary restarted, a replica can still
         # be listed as streaming while its WAL receiver reconnects. Each member's own answer is live.
         leaders = {m["name"] for m in cluster["members"] if m["role"] in LEADER_ROLES}
-        for name, status in statuses.items():
-            if status["state"] != "running":
-                reasons.append(f"{name} says it is {status['state'] or 'unknown'} (its own GET /patroni), not running")
-            elif name not in leaders and not _streams(status):
-                reasons.append(f"{name} says its replication is "
-                               f"{status['replication_state'] or 'not running (no WAL receiver)'} (its own GET "
-                               "/patroni), not streaming")
+        reasons += [reason for reason in (_own_view_reason(name, status, replica=name not in leaders)
+                                          for name, status in statuses.items()) if reason]
         if not reasons:
             self.member_statuses = statuses
         return reasons
@@ -255,6 +245,16 @@ class HealthWaiter(WaitingRunner):
         polls = self.poller.polls
         return (f"{name} is not healthy after {self.poller.elapsed():.1f} s (wait_timeout={self.wait_timeout:g}, "
                 f"{polls} poll{'s' if polls != 1 else ''}, GET {source}): " + "; ".join(reasons))
+
+
+def _own_view_reason(name: str, status: dict[str, t.Any], replica: bool) -> str | None:
+    """Why a member's own GET /patroni does not say it runs (and, for a replica, streams); None when it does."""
+    if status["state"] != "running":
+        return f"{name} says it is {status['state'] or 'unknown'} (its own GET /patroni), not running"
+    if replica and not _streams(status):
+        return (f"{name} says its replication is {status['replication_state'] or 'not running (no WAL receiver)'} "
+                "(its own GET /patroni), not streaming")
+    return None
 
 
 def _streams(status: dict[str, t.Any]) -> bool:
