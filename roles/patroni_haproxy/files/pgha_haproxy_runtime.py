@@ -62,6 +62,17 @@ def ask(sock_path: str, command: str) -> str:
     return b"".join(chunks).decode(errors="replace")
 
 
+class Refused(Exception):
+    """HAProxy answered a command that answers nothing when it works; the message names the socket and the command."""
+
+
+def tell(sock_path: str, command: str) -> None:
+    """Send a set/enable/disable command: any answer at all is HAProxy's refusal."""
+    answer = ask(sock_path, command).strip()
+    if answer:
+        raise Refused(f"HAProxy runtime API {sock_path} refused '{command}': {answer}")
+
+
 def safe_url(url: str) -> str:
     """The URL for messages: any user:password@ dropped."""
     parts = urllib.parse.urlsplit(url)
@@ -236,11 +247,11 @@ def switch(sock_path: str, proxies: list, new: str, old: str, done: list) -> str
     for proxy in proxies:
         for command in (f"set server {proxy}/{new} health up", f"set server {proxy}/{old} health down"):
             try:
-                answer = ask(sock_path, command)
+                tell(sock_path, command)
+            except Refused as exc:
+                return str(exc)
             except OSError as exc:
                 return f"HAProxy runtime API {sock_path} not reachable: {exc}"
-            if answer.strip():
-                return f"HAProxy runtime API {sock_path} refused '{command}': {answer.strip()}"
             done.append(command)
     return ""
 
@@ -254,14 +265,16 @@ def main() -> int:
     sock_path = sys.argv[1]
     for command in sys.argv[2:]:
         try:
+            if command.split()[0] in ("set", "enable", "disable"):
+                tell(sock_path, command)
+                continue
             answer = ask(sock_path, command)
+        except Refused as exc:
+            sys.stderr.write(f"{exc}\n")
+            return 1
         except OSError as exc:
             sys.stderr.write(f"HAProxy runtime API {sock_path} not reachable: {exc}\n")
             return 3
-        silent = command.split()[0] in ("set", "enable", "disable")
-        if silent and answer.strip():
-            sys.stderr.write(f"HAProxy runtime API {sock_path} refused '{command}': {answer.strip()}\n")
-            return 1
         sys.stdout.write(answer if answer.endswith("\n") or not answer else answer + "\n")
     return 0
 

@@ -7,12 +7,15 @@ a symlinked collection tree, outside ansible_collections/, and ansible-test's co
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import typing as t
 
 import pytest
 
 from ansible_collections.pgha.patroni.tests.unit.helpers import fake_http
-from ansible_collections.pgha.patroni.tests.unit.helpers.servers import PKI, PatroniLikeServer, Route
+from ansible_collections.pgha.patroni.tests.unit.helpers.servers import PKI, FakeHAProxy, PatroniLikeServer, Route
 
 
 @pytest.fixture
@@ -41,3 +44,14 @@ def serve() -> t.Iterator[t.Callable[..., PatroniLikeServer]]:
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def haproxy() -> t.Iterator[FakeHAProxy]:
+    """A fake HAProxy runtime API on a unix socket: .answers to script it, .commands to read what was sent."""
+    # unix socket paths are limited to 108 bytes; pytest's tmp_path can be longer
+    directory = tempfile.mkdtemp(prefix="pgha-rt-")
+    fake = FakeHAProxy(os.path.join(directory, "admin.sock"))
+    yield fake
+    fake.sock.close()
+    shutil.rmtree(directory, ignore_errors=True)

@@ -2,7 +2,8 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""A scriptable HTTP/1.0 server on 127.0.0.1 that answers like Patroni (optionally over TLS), and a throwaway PKI."""
+"""A scriptable HTTP/1.0 server on 127.0.0.1 that answers like Patroni (optionally over TLS), a fake HAProxy runtime
+API socket, and a throwaway PKI."""
 
 from __future__ import annotations
 
@@ -125,6 +126,39 @@ class BlackHole:
     def close(self) -> None:
         for sock in self.fillers + [self.sock]:
             sock.close()
+
+
+class FakeHAProxy:
+    """A runtime API socket that records each command and answers from `answers` (nothing by default)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.commands: list[str] = []
+        self.answers = {"show info": "Name: HAProxy\nVersion: 2.6.12\n"}
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        self.sock.listen(16)
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _addr = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while not data.endswith(b"\n"):
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                command = data.decode().strip()
+                self.commands.append(command)
+                conn.sendall(self.answers.get(command, "").encode())
+
+    def sets(self) -> list[str]:
+        return [c for c in self.commands if c.startswith("set ")]
 
 
 class PKI:

@@ -9,68 +9,21 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from ansible_collections.pgha.patroni.tests.unit.helpers.fixtures import serve  # noqa: F401 pylint: disable=unused-import
+from ansible_collections.pgha.patroni.tests.unit.helpers.fixtures import haproxy, serve  # noqa: F401 pylint: disable=unused-import
 from ansible_collections.pgha.patroni.tests.unit.helpers.servers import Route, refused_port
 
 SCRIPT = Path(__file__).resolve().parents[3] / "roles" / "patroni_haproxy" / "files" / "pgha_haproxy_runtime.py"
 # the switchover entry point runs the helper's text with python3 -c (nothing installed); the other modes run the file
 SWITCHOVER = [sys.executable, "-c", SCRIPT.read_text()]
 SWITCHED = 'Successfully switched over to "m2"'
-
-
-class FakeHAProxy:
-    """A runtime API socket that records each command and answers from `answers` (nothing by default)."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.commands: list[str] = []
-        self.answers = {"show info": "Name: HAProxy\nVersion: 2.6.12\n"}
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.bind(path)
-        self.sock.listen(16)
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _addr = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                data = b""
-                while not data.endswith(b"\n"):
-                    chunk = conn.recv(4096)
-                    if not chunk:
-                        break
-                    data += chunk
-                command = data.decode().strip()
-                self.commands.append(command)
-                conn.sendall(self.answers.get(command, "").encode())
-
-    def sets(self) -> list[str]:
-        return [c for c in self.commands if c.startswith("set ")]
-
-
-@pytest.fixture
-def haproxy():
-    # unix socket paths are limited to 108 bytes; pytest's tmp_path can be longer
-    directory = tempfile.mkdtemp(prefix="pgha-rt-")
-    fake = FakeHAProxy(os.path.join(directory, "admin.sock"))
-    yield fake
-    fake.sock.close()
-    shutil.rmtree(directory, ignore_errors=True)
 
 
 class Cluster:
