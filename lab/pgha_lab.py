@@ -105,6 +105,10 @@ PRIVATE_PATHS = (
     PrivatePath("/run/sshd", "dir", "root", "root", 0o755),
     # the patroni_haproxy role's runtime API helpers: two labs side by side must not run each other's version
     PrivatePath("/usr/local/lib/pgha", "dir", "root", "root", 0o755),
+    # A server's root shell starts as Debian ships it (base-files), not with this machine's developer set-up: bash
+    # reads ~/.bashrc for every command sshd runs, and a pyenv init there cost each SSH session ~150 ms of CPU.
+    PrivatePath("/root/.bashrc", "file", "root", "root", 0o644, "base-files"),
+    PrivatePath("/root/.profile", "file", "root", "root", 0o644, "base-files"),
 )
 
 
@@ -683,6 +687,9 @@ def seed_private_path(lab: Lab, host: Host, spec: PrivatePath, dst: Path, patron
                        "PIDFILE=/run/haproxy/haproxy.pid\n")
     elif spec.seed == "init-script":
         shutil.copyfile(INIT_SCRIPT, dst)
+    elif spec.seed == "base-files":
+        shipped = Path("/usr/share/base-files") / ("dot" + Path(spec.path).name)
+        dst.write_bytes(shipped.read_bytes() if shipped.exists() else b"")
     elif spec.seed == "pg-home":
         # What Debian's postgresql-15 package leaves: the version folder Patroni creates the data dir in.
         version_dir = dst / PG_MAJOR
