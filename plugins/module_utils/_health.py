@@ -84,6 +84,8 @@ class HealthWaiter(WaitingRunner):
                 raise PatroniUnhealthy(self._message(reasons, blocked=False), self._details(reasons, []))
 
     def _poll(self) -> tuple[list[str], list[str]]:
+        self.member_status = None
+        self.member_statuses = None
         try:
             cluster = self.view.fetch()
         except PatroniError as err:
@@ -91,22 +93,26 @@ class HealthWaiter(WaitingRunner):
                 raise
             # The cluster view of the last good poll would be misleading next to "no member answered".
             self.cluster = None
-            self.member_status = None
-            self.member_statuses = None
             return [err.msg], []
-        self.cluster = cluster
-        reasons = self._cluster_reasons(cluster)
+        reasons = self._shape_reasons(cluster)
+        live: dict[str, dict[str, t.Any]] = {}
+        if not reasons:
+            live, unanswered = self._live_views(cluster)
+            reasons += unanswered
+        seen = {m["name"]: _as_seen(m, live[m["name"]], self._live_lag(cluster, live, m))
+                for m in cluster["members"] if m["name"] in live and m["name"] in self._asked(cluster)}
+        reasons += self._member_reasons(cluster, live, seen)
+        # the members as judged, so what a caller picks from them (a switchover candidate) agrees with the verdict
+        self.cluster = dict(cluster, members=[seen.get(m["name"], m) for m in cluster["members"]])
         if self.member:
-            reasons += self._member_reasons(cluster)
-        blockers = self._blockers(cluster)
-        if self.all_members_status and not reasons and not blockers:
-            # Only once the cluster is healthy: every member answers then, and a wait does not pay for it each poll.
-            reasons += self._all_statuses(cluster)
-        return reasons, blockers
+            self.member_status = live.get(self.member)
+        if self.all_members_status and not reasons:
+            self.member_statuses = {m["name"]: live[m["name"]] for m in cluster["members"]}
+        return reasons, self._blockers(cluster)
 
-    # What /cluster says
+    # What /cluster says: the members, their roles, and each one as of its last HA loop
 
-    def _cluster_reasons(self, cluster: dict[str, t.Any]) -> list[str]:
+    def _shape_reasons(self, cluster: dict[str, t.Any]) -> list[str]:
         members = cluster["members"]
         reasons: list[str] = []
         leaders = [m for m in members if m["role"] in LEADER_ROLES]
@@ -116,21 +122,8 @@ class HealthWaiter(WaitingRunner):
         if len(members) < self.expected_members:
             reasons.append(f"only {len(members)} of {self.expected_members} members in /cluster "
                            f"({member_names(cluster)})")
-        leader = leaders[0] if len(leaders) == 1 else None
-        for m in members:
-            if m["role"] in LEADER_ROLES:
-                continue
-            if not m["streaming"]:
-                reasons.append(f"{m['name']} is {m['state'] or 'unknown'}, not streaming")
-            elif self.max_lag is not None and m["lag"] is None:
-                reasons.append(f"{m['name']} lags an unknown number of bytes (Patroni shows no lag), the limit is "
-                               f"{self.max_lag} (max_lag {self.max_lag_text})")
-            elif self.max_lag is not None and m["lag"] > self.max_lag:
-                reasons.append(f"{m['name']} lags {m['lag']} bytes, more than {self.max_lag} "
-                               f"(max_lag {self.max_lag_text})")
-            elif leader is not None and m["timeline"] != leader["timeline"]:
-                reasons.append(f"{m['name']} is on timeline {_text(m['timeline'])}, the leader on "
-                               f"{_text(leader['timeline'])}")
+        if self.member and member_named(cluster, self.member) is None:
+            reasons.append(f"{self.member} is not in /cluster (members: {member_names(cluster)})")
         return reasons
 
     def _blockers(self, cluster: dict[str, t.Any]) -> list[str]:
@@ -151,59 +144,90 @@ class HealthWaiter(WaitingRunner):
                                 "(pgha.patroni.patroni_restart state=absent)")
         return blockers
 
-    # What the named member says about itself
+    # What members say about themselves
 
-    def _member_reasons(self, cluster: dict[str, t.Any]) -> list[str]:
-        self.member_status = None
-        member = member_named(cluster, self.member)
-        if member is None:
-            return [f"{self.member} is not in /cluster (members: {member_names(cluster)})"]
-        if not member["api_url"]:
-            return [f"{self.member} publishes no api_url in the DCS: check restapi.connect_address in its "
-                    "patroni.yml"]
-        client = self.view.client_for(member["api_url"])
-        try:
-            doc = client.get_json("/patroni")
-        except PatroniError as err:
-            if not err.retryable:
-                raise
-            return [f"{self.member} GET /patroni: {err.msg}"]
-        status = build_node(doc if isinstance(doc, dict) else {}, member["api_url"])
-        status["name"] = status["name"] or self.member
-        self.member_status = status
-        # /cluster can still show the state of the last HA loop; the member's own answer is live.
-        reason = _own_view_reason(self.member, status, replica=member["role"] not in LEADER_ROLES)
-        return [reason] if reason else []
+    def _asked(self, cluster: dict[str, t.Any]) -> list[str]:
+        """The members judged by their own answer (not the leader asked only for its WAL position)."""
+        if self.all_members_status:
+            return [m["name"] for m in cluster["members"]]
+        return [self.member] if self.member else []
 
-    def _all_statuses(self, cluster: dict[str, t.Any]) -> list[str]:
-        self.member_statuses = None
-        urls = {m["name"]: m["api_url"] for m in cluster["members"]}
-        missing = [name for name, url in urls.items() if not url]
+    def _live_views(self, cluster: dict[str, t.Any]) -> tuple[dict[str, dict[str, t.Any]], list[str]]:
+        """GET /patroni of the named member, or of every member: their own answers, live. /cluster shows each member
+        as of its last HA loop, up to loop_wait old: right after a switchover it can list the old primary as stopped
+        while it already streams, and right after the primary restarted, a replica as streaming while it
+        reconnects. With max_lag, the leader's answer too: its WAL position now, to measure the lag against."""
+        members = {m["name"]: m for m in cluster["members"]}
+        asked = self._asked(cluster)
+        leader = next(name for name, m in members.items() if m["role"] in LEADER_ROLES)
+        wanted = asked + ([leader] if self.max_lag is not None and asked and leader not in asked else [])
+        if not wanted:
+            return {}, []
+        missing = [name for name in wanted if not members[name]["api_url"]]
         if missing:
-            return [f"{', '.join(missing)} publish no api_url in the DCS: check restapi.connect_address in their "
-                    "patroni.yml"]
-        targets = {name: self.view.client_for(url).url_for("/patroni") for name, url in urls.items()}
+            return {}, [f"{', '.join(missing)} {'publishes' if len(missing) == 1 else 'publish'} no api_url in the "
+                        f"DCS: check restapi.connect_address in {'its' if len(missing) == 1 else 'their'} patroni.yml"]
+        targets = {name: self.view.client_for(members[name]["api_url"]).url_for("/patroni") for name in wanted}
         answers = fetch_many(self.client, list(targets.values()), expect=(200,))
-        statuses: dict[str, dict[str, t.Any]] = {}
-        reasons: list[str] = []
-        for name, url in urls.items():
-            answer = answers[targets[name]]
+        live: dict[str, dict[str, t.Any]] = {}
+        unanswered: list[str] = []
+        for name, url in targets.items():
+            answer = answers[url]
             if isinstance(answer, PatroniError):
                 if not answer.retryable:
                     raise answer
-                reasons.append(f"{name} GET /patroni: {answer.msg}")
+                unanswered.append(f"{name} GET /patroni: {answer.msg}")
                 continue
             doc = answer.json()
-            statuses[name] = build_node(doc if isinstance(doc, dict) else {}, url)
-            statuses[name]["name"] = statuses[name]["name"] or name
-        # /cluster shows each member as of its last HA loop: right after the primary restarted, a replica can still
-        # be listed as streaming while its WAL receiver reconnects. Each member's own answer is live.
-        leaders = {m["name"] for m in cluster["members"] if m["role"] in LEADER_ROLES}
-        reasons += [reason for reason in (_own_view_reason(name, status, replica=name not in leaders)
-                                          for name, status in statuses.items()) if reason]
-        if not reasons:
-            self.member_statuses = statuses
+            live[name] = build_node(doc if isinstance(doc, dict) else {}, members[name]["api_url"])
+            live[name]["name"] = live[name]["name"] or name
+        return live, unanswered
+
+    def _member_reasons(self, cluster: dict[str, t.Any], live: dict[str, dict[str, t.Any]],
+                        seen: dict[str, dict[str, t.Any]]) -> list[str]:
+        """Each member asked for its own answer is judged by it (`seen`: its /cluster entry with what it answered);
+        every other replica by /cluster."""
+        leaders = [m for m in cluster["members"] if m["role"] in LEADER_ROLES]
+        leader = leaders[0] if len(leaders) == 1 else None
+        leader_timeline = None
+        if leader is not None:
+            leader_timeline = (live.get(leader["name"]) or {}).get("timeline") or leader["timeline"]
+        reasons: list[str] = []
+        for m in cluster["members"]:
+            replica = m["role"] not in LEADER_ROLES
+            if m["name"] in seen:
+                reason = _own_view_reason(m["name"], live[m["name"]], replica)
+                if reason or not replica:
+                    reasons += [reason] if reason else []
+                    continue
+            elif not replica:
+                continue
+            elif not m["streaming"]:
+                reasons.append(f"{m['name']} is {m['state'] or 'unknown'}, not streaming")
+                continue
+            judged = seen.get(m["name"], m)
+            if self.max_lag is not None and judged["lag"] is None:
+                reasons.append(f"{m['name']} lags an unknown number of bytes (Patroni shows no lag), the limit is "
+                               f"{self.max_lag} (max_lag {self.max_lag_text})")
+            elif self.max_lag is not None and judged["lag"] > self.max_lag:
+                reasons.append(f"{m['name']} lags {judged['lag']} bytes, more than {self.max_lag} "
+                               f"(max_lag {self.max_lag_text})")
+            elif leader is not None and judged["timeline"] != leader_timeline:
+                reasons.append(f"{m['name']} is on timeline {_text(judged['timeline'])}, the leader on "
+                               f"{_text(leader_timeline)}")
         return reasons
+
+    def _live_lag(self, cluster: dict[str, t.Any], live: dict[str, dict[str, t.Any]],
+                  member: dict[str, t.Any]) -> int | None:
+        """Bytes between the leader's WAL position and the replica's, both as they answered now; /cluster's lag when
+        either is unknown (the leader's answer is only fetched with max_lag)."""
+        leader = next((m["name"] for m in cluster["members"] if m["role"] in LEADER_ROLES), None)
+        ahead = (live.get(leader) or {}).get("lsn") if leader else None
+        status = live.get(member["name"]) or {}
+        positions = [lsn for lsn in (status.get("received_lsn"), status.get("replayed_lsn")) if lsn is not None]
+        if ahead is None or not positions:
+            return member["lag"]
+        return max(0, ahead - max(positions))
 
     # Results
 
@@ -255,6 +279,17 @@ def _own_view_reason(name: str, status: dict[str, t.Any], replica: bool) -> str 
         return (f"{name} says its replication is {status['replication_state'] or 'not running (no WAL receiver)'} "
                 "(its own GET /patroni), not streaming")
     return None
+
+
+def _as_seen(member: dict[str, t.Any], status: dict[str, t.Any] | None, lag: int | None) -> dict[str, t.Any]:
+    """A /cluster member entry with what the member's own answer says now (state, streaming, lag, timeline)."""
+    if status is None:
+        return member
+    replica = member["role"] not in LEADER_ROLES
+    streams = replica and status["state"] == "running" and _streams(status)
+    return dict(member, state=(status["replication_state"] or status["state"]) if replica else status["state"],
+                streaming=streams, lag=lag if replica else member["lag"],
+                timeline=status["timeline"] if status["timeline"] is not None else member["timeline"])
 
 
 def _streams(status: dict[str, t.Any]) -> bool:

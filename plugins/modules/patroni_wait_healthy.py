@@ -57,16 +57,23 @@ options:
     type: str
   member:
     description:
-      - Name of a member (as in C(/cluster)) whose own C(GET /patroni) must also say it runs, and streams if it is a
-        replica, and is returned in RV(member_status).
+      - Name of a member (as in C(/cluster)) that is judged by its own C(GET /patroni), asked on every poll and
+        returned in RV(member_status). It must say it runs; a replica must also say it streams, on the leader's
+        timeline, within O(max_lag) of the leader's WAL position as the leader answers it (asked too when O(max_lag)
+        is set).
+      - What that answer says counts over the member's entry in C(/cluster), which is as old as the member's last HA
+        loop (up to C(loop_wait) seconds). Right after a switchover, C(/cluster) can list the old primary as stopped
+        while it already streams; the wait ends when the member does, not a loop later.
     type: str
   all_members_status:
     description:
-      - Once the cluster is healthy, also ask every member for its own C(GET /patroni) (all at once) and return the
-        answers in RV(member_statuses), for example to decide up front which members need a restart.
-      - Those answers count too. Every member must say it is running, and every replica that its replication is
-        streaming (Patroni 3.0.4 and later say it). C(/cluster) shows each member as of its last HA loop, so right
-        after the primary restarted it can still list a replica as streaming while the replica reconnects.
+      - Judge every member as O(member) judges one: ask each for its own C(GET /patroni) on every poll (all at once),
+        and return the answers in RV(member_statuses) once the cluster is healthy, for example to decide up front
+        which members need a restart.
+      - Every member must say it is running, and every replica that its replication is streaming (Patroni 3.0.4 and
+        later say it), on the leader's timeline, within O(max_lag). C(/cluster) shows each member as of its last HA
+        loop, so right after the primary restarted it can still list a replica as streaming while the replica
+        reconnects.
     type: bool
     default: false
 requirements:
@@ -177,6 +184,8 @@ members:
     - The members as the last C(GET /cluster) showed them, in the form of
       RV(pgha.patroni.patroni_facts#module:ansible_facts.patroni.cluster.members) (role V(primary) for the leader,
       C(lag), C(timeline), C(tags), C(api_url), C(pending_restart), ...).
+    - A member judged by its own answer (O(member), O(all_members_status)) is shown as it answered: its C(state),
+      C(streaming), C(timeline), and C(lag) against the leader's answer when O(max_lag) had it asked.
   returned: always, V(null) if no member ever answered
   type: list
   elements: dict

@@ -247,10 +247,12 @@ def test_bad_options_fail_before_any_request(fake, options, message):
     assert str(info.value).startswith(message) and info.value.kind == "bad_option"
 
 
-def test_all_members_status_once_healthy(fake):
+def test_all_members_status_returns_every_members_own_answer(fake):
     clock = Clock()
     primary = load_fixture("patroni-4.1", "primary-patroni.json")
-    fake.expect(GET(M1 + "/cluster", json_body=healthy(c1m3={"state": "starting"})))
+    fake.expect(GET(M1 + "/cluster", json_body=healthy(c1m3={"state": "starting"})),
+                GET(M1 + "/patroni", json_body=primary), GET(M2 + "/patroni", json_body=replica_status("c1m2")),
+                GET(M3 + "/patroni", json_body=replica_status("c1m3", state="starting")))
     fake.expect(GET(M1 + "/cluster", json_body=healthy()), GET(M1 + "/patroni", json_body=primary),
                 GET(M2 + "/patroni", json_body=replica_status("c1m2")),
                 GET(M3 + "/patroni", json_body=replica_status("c1m3", pending_restart=False)))
@@ -258,8 +260,38 @@ def test_all_members_status_once_healthy(fake):
     statuses = result["member_statuses"]
     assert {name: (s["role"], s["pending_restart"]) for name, s in statuses.items()} == {
         "c1m1": ("primary", False), "c1m2": ("replica", True), "c1m3": ("replica", False)}
-    # not asked while the cluster was unhealthy
-    assert fake.urls().count(M2 + "/patroni") == 1 and result["polls"] == 2
+    assert (result["polls"], clock.sleeps) == (2, [1.0])
+
+
+def test_a_members_own_answer_settles_what_clusters_last_ha_loop_still_shows(fake):
+    """Right after a switchover, /cluster can list the old primary as stopped until its next HA loop (up to loop_wait
+    later) while it already streams on the new timeline: its own answer, and the leader's WAL position, decide."""
+    clock = Clock()
+    primary = load_fixture("patroni-4.1", "primary-patroni.json")
+    stale = healthy(c1m2={"state": "stopped", "lag": None, "timeline": None})
+    fake.expect(GET(M1 + "/cluster", json_body=stale), GET(M2 + "/patroni", json_body=replica_status("c1m2")),
+                GET(M1 + "/patroni", json_body=primary))
+    result = run(clock, member="c1m2", max_lag="1MB")
+    assert (result["healthy"], result["polls"], clock.sleeps) == (True, 1, [])
+    # the members returned are the ones judged: c1m2 as it answered, its lag measured against the leader's answer
+    c1m2 = next(m for m in result["members"] if m["name"] == "c1m2")
+    assert (c1m2["state"], c1m2["streaming"], c1m2["lag"], c1m2["timeline"]) == ("streaming", True, 0, 2)
+
+
+@pytest.mark.parametrize("answer, options, reason", [
+    (replica_status("c1m2", xlog={"received_location": 67109216 - 2 * 1024 * 1024,
+                                  "replayed_location": 67109216 - 2 * 1024 * 1024}), {"max_lag": "1MB"},
+     "c1m2 lags 2097152 bytes, more than 1048576 (max_lag 1MB)"),
+    (replica_status("c1m2", timeline=1), {}, "c1m2 is on timeline 1, the leader on 2"),
+    (replica_status("c1m2", replication_state="catchup"), {},
+     "c1m2 says its replication is catchup (its own GET /patroni), not streaming"),
+])
+def test_a_members_own_answer_holds_the_wait_as_cluster_would(fake, answer, options, reason):
+    """...and an answer that lags, sits on the old timeline or does not stream holds the wait, whatever /cluster says."""
+    fake.expect(GET(M1 + "/cluster", json_body=healthy(), repeat=True), GET(M2 + "/patroni", json_body=answer, repeat=True),
+                GET(M1 + "/patroni", json_body=load_fixture("patroni-4.1", "primary-patroni.json"), repeat=True))
+    err = expire(Clock(), member="c1m2", **options)
+    assert err.details["reasons"] == [reason]
 
 
 def test_all_members_status_waits_for_a_member_that_does_not_answer(fake):
@@ -325,18 +357,18 @@ def test_restart_waits_until_each_member_streams_before_the_next_goes_down(fake)
     fake.expect(GET(M1 + "/cluster", json_body=healthy()),  # which members, before anything restarts
                 Call("POST", M2 + "/restart", 200, body="restarted successfully"))
     fake.expect(GET(M1 + "/cluster", json_body=healthy(c1m2={"state": "starting", "lag": None})),
-                GET(M2 + "/patroni", json_body=replica_status(state="starting")))
-    fake.expect(GET(M1 + "/cluster", json_body=healthy()), GET(M2 + "/patroni", json_body=replica_status()),
-                *every_member())
+                GET(M1 + "/patroni", json_body=load_fixture("patroni-4.1", "primary-patroni.json")),
+                GET(M2 + "/patroni", json_body=replica_status(state="starting")),
+                GET(M3 + "/patroni", json_body=replica_status("c1m3")))
+    fake.expect(GET(M1 + "/cluster", json_body=healthy()), *every_member())
     fake.expect(Call("POST", M3 + "/restart", 200, body="restarted successfully"),
-                GET(M1 + "/cluster", json_body=healthy()), GET(M3 + "/patroni", json_body=replica_status("c1m3")),
-                *every_member())
+                GET(M1 + "/cluster", json_body=healthy()), *every_member())
     result = restarts(clock, ["c1m2", "c1m3"], expected_members=3, max_lag="1MB")
     assert result["restarted"] == ["c1m2", "c1m3"] and clock.sleeps == [0.5]
     calls = [(method, url) for method, url, _kwargs in fake.log]
-    # before c1m3's restart: c1m2 said "starting", then "streaming" twice (as the member, and among every member)
+    # before c1m3's restart: c1m2 said "starting", then "streaming"
     before = calls[:calls.index(("POST", M3 + "/restart"))]
-    assert before.count(("GET", M2 + "/patroni")) == 3 and before.count(("GET", M1 + "/cluster")) == 3, calls
+    assert before.count(("GET", M2 + "/patroni")) == 2 and before.count(("GET", M1 + "/cluster")) == 3, calls
     # the check after the last restart, as patroni_wait_healthy returns it
     health = result["health"]
     assert (health["healthy"], health["reasons"], health["member_status"]["name"]) == (True, [], "c1m3")
@@ -347,13 +379,15 @@ def test_restart_stops_when_the_member_does_not_stream_again(fake):
     fake.expect(GET(M1 + "/cluster", json_body=healthy()),
                 Call("POST", M2 + "/restart", 200, body="restarted successfully"),
                 GET(M1 + "/cluster", json_body=healthy(c1m2={"state": "starting", "lag": None}), repeat=True),
-                GET(M2 + "/patroni", json_body=replica_status(state="starting"), repeat=True))
+                GET(M1 + "/patroni", json_body=load_fixture("patroni-4.1", "primary-patroni.json"), repeat=True),
+                GET(M2 + "/patroni", json_body=replica_status(state="starting"), repeat=True),
+                GET(M3 + "/patroni", json_body=replica_status("c1m3"), repeat=True))
     with pytest.raises(PatroniUnhealthy) as info:
         restarts(clock, ["c1m2", "c1m3"], wait_timeout=2)
     # c1m3 was never restarted (no POST expected for it), and the message says c1m2 was
     assert info.value.msg.startswith("PostgreSQL on c1m2 restarted (c1m2 restarted by this task), then cluster c1 is "
                                      "not healthy after 2.0 s (wait_timeout=2"), info.value.msg
-    assert "c1m2 is starting, not streaming" in info.value.details["reasons"]
+    assert info.value.details["reasons"] == ["c1m2 says it is starting (its own GET /patroni), not running"]
     assert info.value.details["healthy"] is False
 
 
