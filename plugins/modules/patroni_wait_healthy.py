@@ -67,7 +67,7 @@ options:
     type: str
   all_members_status:
     description:
-      - Judge every member as O(member) judges one: ask each for its own C(GET /patroni) on every poll (all at once),
+      - Judge every member as O(member) judges one, asking each for its own C(GET /patroni) on every poll (all at once),
         and return the answers in RV(member_statuses) once the cluster is healthy, for example to decide up front
         which members need a restart.
       - Every member must say it is running, and every replica that its replication is streaming (Patroni 3.0.4 and
@@ -184,7 +184,7 @@ members:
     - The members as the last C(GET /cluster) showed them, in the form of
       RV(pgha.patroni.patroni_facts#module:ansible_facts.patroni.cluster.members) (role V(primary) for the leader,
       C(lag), C(timeline), C(tags), C(api_url), C(pending_restart), ...).
-    - A member judged by its own answer (O(member), O(all_members_status)) is shown as it answered: its C(state),
+    - A member judged by its own answer (O(member), O(all_members_status)) is shown as it answered, with its C(state),
       C(streaming), C(timeline), and C(lag) against the leader's answer when O(max_lag) had it asked.
   returned: always, V(null) if no member ever answered
   type: list

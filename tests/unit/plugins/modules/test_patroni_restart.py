@@ -10,7 +10,7 @@ from ansible_collections.pgha.patroni.plugins.modules import patroni_restart
 from ansible_collections.pgha.patroni.tests.unit.helpers.fake_http import GET, Call
 from ansible_collections.pgha.patroni.tests.unit.helpers.fixtures import fake  # noqa: F401 pylint: disable=unused-import
 from ansible_collections.pgha.patroni.tests.unit.helpers.module import AnsibleFailJson, load_fixture, run_module
-from ansible_collections.pgha.patroni.tests.unit.plugins.module_utils.test_health import every_member, replica_status
+from ansible_collections.pgha.patroni.tests.unit.plugins.module_utils.test_health import every_member
 from ansible_collections.pgha.patroni.tests.unit.plugins.module_utils.test_wait_primary import cluster
 
 M1 = "http://10.213.0.11:8008"
