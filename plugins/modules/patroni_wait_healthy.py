@@ -67,9 +67,9 @@ options:
     type: str
   all_members_status:
     description:
-      - Judge every member as O(member) judges one, asking each for its own C(GET /patroni) on every poll (all at once),
-        and return the answers in RV(member_statuses) once the cluster is healthy, for example to decide up front
-        which members need a restart.
+      - Judge every member as O(member) judges one, asking each for its own C(GET /patroni) on every poll (all at
+        once), and return the answers in RV(member_statuses) once the cluster is healthy, for example to decide up
+        front which members need a restart.
       - Every member must say it is running, and every replica that its replication is streaming (Patroni 3.0.4 and
         later say it), on the leader's timeline, within O(max_lag). C(/cluster) shows each member as of its last HA
         loop, so right after the primary restarted it can still list a replica as streaming while the replica
