@@ -126,3 +126,25 @@ def test_failed_gate_stops_that_cluster_only(fleet, lab, run_module, run_playboo
             assert all(after[scope][h] != before[scope][h] for h in lab.members(scope)), (scope, before, after)
     assert set(lb_admin_states(lab).values()) == {"0"}, f"servers left drained: {lb_admin_states(lab)}"
     lab.settled(paused)
+
+
+def test_replica_restarted_last_goes_back_when_the_leader_needs_nothing(fleet, lab, run_module, run_playbook):
+    """No drain follows the last replica's restart when the leader needs none: the end of the cluster puts it back."""
+    scope = fleet[1]  # the previous test left it pending_restart on every member
+    if not all(pending(lab, scope).values()):
+        make_pending(lab, run_module, [scope])
+    leader = lab.leader(scope)
+    last, *first = sorted((h for h in lab.members(scope) if h != leader), reverse=True)
+    # everyone but the replica the rollout takes last (replicas go in name order) restarts now, outside the rollout
+    done = run_module(leader, "pgha.patroni.patroni_restart", {
+        "api_url": lab.api(leader), "members": [leader, *first], "pending_only": True, "wait_healthy": True})
+    assert not done.failed, done
+    assert pending(lab, scope) == {h: h == last for h in lab.members(scope)}, pending(lab, scope)
+    before = started(lab, scope)
+
+    run = run_playbook(str(ROLLING_RESTART), extra_vars={"pgha_rolling_restart_members": f"cluster_{scope}"})
+    assert run.rc == 0, run
+    after = started(lab, scope)
+    assert [h for h in lab.members(scope) if after[h] != before[h]] == [last], (before, after)
+    assert re.search(rf"{scope}:\s+restarted {last};\s+switchover none", run.stdout), run
+    assert set(lb_admin_states(lab).values()) == {"0"}, f"servers left drained: {lb_admin_states(lab)}"
