@@ -99,8 +99,12 @@ class HealthWaiter(WaitingRunner):
         if not reasons:
             live, unanswered = self._live_views(cluster)
             reasons += unanswered
-        seen = {m["name"]: _as_seen(m, live[m["name"]], self._live_lag(cluster, live, m))
-                for m in cluster["members"] if m["name"] in live and m["name"] in self._asked(cluster)}
+        asked = set(self._asked(cluster))
+        # the leader's WAL position as it answered (only asked with max_lag), once for every replica's lag
+        ahead = next((live[m["name"]]["lsn"] for m in cluster["members"]
+                      if m["role"] in LEADER_ROLES and m["name"] in live), None)
+        seen = {m["name"]: _as_seen(m, live[m["name"]], _lag_behind(ahead, live[m["name"]], m["lag"]))
+                for m in cluster["members"] if m["name"] in live and m["name"] in asked}
         reasons += self._member_reasons(cluster, live, seen)
         # the members as judged, so what a caller picks from them (a switchover candidate) agrees with the verdict
         self.cluster = dict(cluster, members=[seen.get(m["name"], m) for m in cluster["members"]])
@@ -217,18 +221,6 @@ class HealthWaiter(WaitingRunner):
                                f"{_text(leader_timeline)}")
         return reasons
 
-    def _live_lag(self, cluster: dict[str, t.Any], live: dict[str, dict[str, t.Any]],
-                  member: dict[str, t.Any]) -> int | None:
-        """Bytes between the leader's WAL position and the replica's, both as they answered now; /cluster's lag when
-        either is unknown (the leader's answer is only fetched with max_lag)."""
-        leader = next((m["name"] for m in cluster["members"] if m["role"] in LEADER_ROLES), None)
-        ahead = (live.get(leader) or {}).get("lsn") if leader else None
-        status = live.get(member["name"]) or {}
-        positions = [lsn for lsn in (status.get("received_lsn"), status.get("replayed_lsn")) if lsn is not None]
-        if ahead is None or not positions:
-            return member["lag"]
-        return max(0, ahead - max(positions))
-
     # Results
 
     def _result(self) -> dict[str, t.Any]:
@@ -281,10 +273,17 @@ def _own_view_reason(name: str, status: dict[str, t.Any], replica: bool) -> str 
     return None
 
 
-def _as_seen(member: dict[str, t.Any], status: dict[str, t.Any] | None, lag: int | None) -> dict[str, t.Any]:
+def _lag_behind(ahead: int | None, status: dict[str, t.Any], fallback: int | None) -> int | None:
+    """Bytes between the leader's WAL position and a replica's, both as they answered now; `fallback` (/cluster's lag)
+    when either is unknown (the leader's answer is only fetched with max_lag)."""
+    positions = [lsn for lsn in (status["received_lsn"], status["replayed_lsn"]) if lsn is not None]
+    if ahead is None or not positions:
+        return fallback
+    return max(0, ahead - max(positions))
+
+
+def _as_seen(member: dict[str, t.Any], status: dict[str, t.Any], lag: int | None) -> dict[str, t.Any]:
     """A /cluster member entry with what the member's own answer says now (state, streaming, lag, timeline)."""
-    if status is None:
-        return member
     replica = member["role"] not in LEADER_ROLES
     streams = replica and status["state"] == "running" and _streams(status)
     return dict(member, state=(status["replication_state"] or status["state"]) if replica else status["state"],
