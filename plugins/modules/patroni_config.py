@@ -24,6 +24,7 @@ extends_documentation_fragment:
   - pgha.patroni._connection
   - pgha.patroni._attributes
   - pgha.patroni._attributes.ACTIONGROUP_PATRONI
+  - pgha.patroni._attributes.IN_PROCESS
   - pgha.patroni._operation
   - pgha.patroni._operation.WAIT_SLEEP
 attributes:

@@ -28,6 +28,7 @@ extends_documentation_fragment:
   - pgha.patroni._attributes.INFO_MODULE
   - pgha.patroni._attributes.FACTS
   - pgha.patroni._attributes.ACTIONGROUP_PATRONI
+  - pgha.patroni._attributes.IN_PROCESS
   - pgha.patroni._operation
 options:
   gather_subset:
