@@ -413,13 +413,15 @@ def test_coordinated_switchover(applied, lab, pg, run_playbook):
         assert lab.leader("c1") == candidate
         if mode == "coordinated":
             assert "WARNING: HAProxy runtime API" not in run.stdout, run
-            # the helper switched HAProxy itself: the fallback task had nothing left to do
+            # the helper switched HAProxy itself and saw the new primary run as primary: the fallback tasks
+            # (patroni_wait_primary, putting the new primary in service) had nothing left to do
             assert "did not switch HAProxy" not in run.stdout, run
-            assert re.search(r"TASK \[[^]]*Put the new primary in service at once\][^\n]*\nskipping:", run.stdout), run
+            assert re.search(r"TASK \[[^]]*Make HAProxy follow the new primary where the helper could not\][^\n]*"
+                             r"\nskipping:", run.stdout), run
+            assert "Put the new primary in service at once" not in run.stdout, run
+            assert "Wait until the new primary accepts writes" not in run.stdout, run
             # one command on the load balancer did the request and the switch: no async follower to collect
             assert "async" not in run.stdout.lower(), run
-            # and saw the new primary run as primary, so patroni_wait_primary had nothing to wait for
-            assert re.search(r"TASK \[[^]]*Wait until the new primary accepts writes\][^\n]*\nskipping:", run.stdout), run
         else:
             assert "WARNING: HAProxy runtime API /run/haproxy/absent.sock did not answer" in run.stdout, run
             # the helper followed nothing: patroni_wait_primary is what proves the new primary takes writes
