@@ -54,7 +54,11 @@ class PatroniApiAction(ActionBase):
 
     def _runs_as_controller(self, task_vars: dict[str, t.Any]) -> bool:
         """Would the module's Python be this one, on this host, as this user, with this environment?"""
-        if not boolean(task_vars.get("pgha_patroni_in_process", True), strict=False):
+        try:
+            wanted = boolean(self._templar.template(task_vars.get("pgha_patroni_in_process", True)), strict=False)
+        except Exception:  # a value that does not template is not a yes
+            return False
+        if not wanted:
             return False
         if getattr(self._connection, "transport", None) != "local" or self._task.async_val:
             return False

@@ -67,7 +67,8 @@ def action(transport: str = "local", interpreter: t.Any = sys.executable, become
     connection = mock.MagicMock(transport=transport)
     play_context = mock.MagicMock(become=become)
     templar = mock.MagicMock()
-    templar.template.side_effect = lambda value: {"{{ ansible_playbook_python }}": sys.executable}.get(value, value)
+    templar.template.side_effect = lambda value: {"{{ ansible_playbook_python }}": sys.executable,
+                                                  "{{ in_process }}": True}.get(value, value)
     plugin = ActionModule(task, connection, play_context, mock.MagicMock(), templar, mock.MagicMock())
     plugin._compute_environment_string = lambda: environment
     task_vars = {"ansible_python_interpreter": interpreter} if interpreter is not None else {}
@@ -97,7 +98,8 @@ def test_delegated_task_is_judged_by_the_delegate_hosts_interpreter():
     assert plugin._runs_as_controller(task_vars) is False
 
 
-@pytest.mark.parametrize("value, in_process", [(False, False), ("no", False), (True, True), ("yes", True)])
+@pytest.mark.parametrize("value, in_process", [
+    (False, False), ("no", False), (True, True), ("yes", True), ("{{ in_process }}", True)])
 def test_users_can_turn_it_off(value, in_process):
     plugin, task_vars = action()
     task_vars["pgha_patroni_in_process"] = value
