@@ -250,8 +250,24 @@ def figures_ok(figures: dict[str, dict]) -> list[str]:
     return missed
 
 
+def cpu_times() -> list[int]:
+    """The machine's CPU time so far, in clock ticks: user nice system idle iowait irq softirq steal (/proc/stat)."""
+    with open("/proc/stat", encoding="ascii") as stat:
+        return [int(x) for x in stat.readline().split()[1:9]]
+
+
+def machine_use(before: list[int], after: list[int], wall: float) -> str:
+    """How busy the machine was over a run, and how much CPU the hypervisor took from it (steal): a fleet run on a
+    2-core machine is bound by CPU, so a slow turn with steal or a busy machine says why."""
+    ticks = [b - a for a, b in zip(before, after)]
+    hz = os.sysconf("SC_CLK_TCK")
+    busy = (sum(ticks) - ticks[3] - ticks[4] - ticks[7]) / hz
+    return f"machine busy {busy / wall:.2f} cores on average, iowait {ticks[4] / hz:.1f} s, steal {ticks[7] / hz:.1f} s"
+
+
 def rollout(lab, scopes: list[str], extra_vars: dict, tag: str) -> tuple[float, object, dict]:
-    """Run rolling_restart.yml on `scopes` under clients and the watcher: (wall seconds, run, figures)."""
+    """Run rolling_restart.yml on `scopes` under clients and the watcher: (wall seconds, run, figures); the run's
+    `machine` attribute says how busy the machine was meanwhile."""
     from labkit import run_playbook
 
     for scope in scopes:
@@ -259,9 +275,10 @@ def rollout(lab, scopes: list[str], extra_vars: dict, tag: str) -> tuple[float, 
     watcher = Watcher(lab, scopes)
     watcher.start()
     with Clients(lab, scopes, tag) as clients:
-        started = time.monotonic()
+        started, cpu_before = time.monotonic(), cpu_times()
         run = run_playbook(lab.inventory, ROLLING_RESTART, extra_vars=extra_vars, timeout=3600)
         wall = time.monotonic() - started
+        run.machine = machine_use(cpu_before, cpu_times(), wall)
     watcher.stop.set()
     watcher.join(5)
     return wall, run, analyse(clients.results(), watcher.switchovers)
@@ -269,7 +286,7 @@ def rollout(lab, scopes: list[str], extra_vars: dict, tag: str) -> tuple[float, 
 
 def report(name: str, wall: float, run, figures: dict) -> list[str]:
     """Print one rollout's figures; what missed the per-cluster targets."""
-    print(f"{name}: wall {wall:.1f} s, playbook rc {run.rc}")
+    print(f"{name}: wall {wall:.1f} s, playbook rc {run.rc}; {getattr(run, 'machine', '')}")
     for scope, fig in figures.items():
         print(f"  {scope}: switchovers {fig['switchovers']}, writes ok {fig['writes_ok']} failed "
               f"{fig['writes_failed']} (outside the switchover {fig['failed_outside_switchover']}), longest gap "
