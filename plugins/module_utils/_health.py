@@ -94,18 +94,19 @@ class HealthWaiter(WaitingRunner):
             # The cluster view of the last good poll would be misleading next to "no member answered".
             self.cluster = None
             return [err.msg], []
-        reasons = self._shape_reasons(cluster)
+        leaders = [m for m in cluster["members"] if m["role"] in LEADER_ROLES]
+        leader = leaders[0] if len(leaders) == 1 else None
+        asked = self._asked(cluster)
+        reasons = self._shape_reasons(cluster, leaders)
         live: dict[str, dict[str, t.Any]] = {}
-        if not reasons:
-            live, unanswered = self._live_views(cluster)
+        if leader is not None and not reasons:
+            live, unanswered = self._live_views(cluster, asked, leader)
             reasons += unanswered
-        asked = set(self._asked(cluster))
         # the leader's WAL position as it answered (only asked with max_lag), once for every replica's lag
-        ahead = next((live[m["name"]]["lsn"] for m in cluster["members"]
-                      if m["role"] in LEADER_ROLES and m["name"] in live), None)
+        ahead = live[leader["name"]]["lsn"] if leader is not None and leader["name"] in live else None
         seen = {m["name"]: _as_seen(m, live[m["name"]], _lag_behind(ahead, live[m["name"]], m["lag"]))
                 for m in cluster["members"] if m["name"] in live and m["name"] in asked}
-        reasons += self._member_reasons(cluster, live, seen)
+        reasons += self._member_reasons(cluster, leader, live, seen)
         # the members as judged, so what a caller picks from them (a switchover candidate) agrees with the verdict
         self.cluster = dict(cluster, members=[seen.get(m["name"], m) for m in cluster["members"]])
         if self.member:
@@ -116,10 +117,9 @@ class HealthWaiter(WaitingRunner):
 
     # What /cluster says: the members, their roles, and each one as of its last HA loop
 
-    def _shape_reasons(self, cluster: dict[str, t.Any]) -> list[str]:
+    def _shape_reasons(self, cluster: dict[str, t.Any], leaders: list[dict[str, t.Any]]) -> list[str]:
         members = cluster["members"]
         reasons: list[str] = []
-        leaders = [m for m in members if m["role"] in LEADER_ROLES]
         if len(leaders) != 1:
             reasons.append(f"{len(leaders)} leaders ({', '.join(str(m['name']) for m in leaders)}) instead of "
                            "exactly one")
@@ -156,15 +156,15 @@ class HealthWaiter(WaitingRunner):
             return [m["name"] for m in cluster["members"]]
         return [self.member] if self.member else []
 
-    def _live_views(self, cluster: dict[str, t.Any]) -> tuple[dict[str, dict[str, t.Any]], list[str]]:
+    def _live_views(self, cluster: dict[str, t.Any], asked: list[str],
+                    leader: dict[str, t.Any]) -> tuple[dict[str, dict[str, t.Any]], list[str]]:
         """GET /patroni of the named member, or of every member: their own answers, live. /cluster shows each member
         as of its last HA loop, up to loop_wait old: right after a switchover it can list the old primary as stopped
         while it already streams, and right after the primary restarted, a replica as streaming while it
         reconnects. With max_lag, the leader's answer too: its WAL position now, to measure the lag against."""
         members = {m["name"]: m for m in cluster["members"]}
-        asked = self._asked(cluster)
-        leader = next(name for name, m in members.items() if m["role"] in LEADER_ROLES)
-        wanted = asked + ([leader] if self.max_lag is not None and asked and leader not in asked else [])
+        lsn_from_leader = self.max_lag is not None and asked and leader["name"] not in asked
+        wanted = asked + ([leader["name"]] if lsn_from_leader else [])
         if not wanted:
             return {}, []
         missing = [name for name in wanted if not members[name]["api_url"]]
@@ -187,12 +187,10 @@ class HealthWaiter(WaitingRunner):
             live[name]["name"] = live[name]["name"] or name
         return live, unanswered
 
-    def _member_reasons(self, cluster: dict[str, t.Any], live: dict[str, dict[str, t.Any]],
-                        seen: dict[str, dict[str, t.Any]]) -> list[str]:
+    def _member_reasons(self, cluster: dict[str, t.Any], leader: dict[str, t.Any] | None,
+                        live: dict[str, dict[str, t.Any]], seen: dict[str, dict[str, t.Any]]) -> list[str]:
         """Each member asked for its own answer is judged by it (`seen`: its /cluster entry with what it answered);
-        every other replica by /cluster."""
-        leaders = [m for m in cluster["members"] if m["role"] in LEADER_ROLES]
-        leader = leaders[0] if len(leaders) == 1 else None
+        every other replica by /cluster. `leader`: the one member holding the lock, if exactly one does."""
         leader_timeline = None
         if leader is not None:
             leader_timeline = (live.get(leader["name"]) or {}).get("timeline") or leader["timeline"]

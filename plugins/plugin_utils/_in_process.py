@@ -101,7 +101,6 @@ def run_module_main(module_fqn: str, module_args: dict[str, t.Any]) -> tuple[int
     basic._ANSIBLE_ARGS = json.dumps(dict(ANSIBLE_MODULE_ARGS=module_args), cls=encoder).encode()
     basic._ANSIBLE_PROFILE = _PROFILE
     out = io.StringIO()
-    rc = 0
     try:
         with contextlib.redirect_stdout(out):
             importlib.import_module(module_fqn).main()
